@@ -1,0 +1,62 @@
+"""Reading training data from HDF5 files: checks, splits and batch readers.
+
+Importing this package does not import Keras or TensorFlow (they take seconds, and the CLI, the
+spec checks and the report never need them): :func:`keras_dataset` imports its module, and with
+it Keras, when it is first called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hpsearch.data._hdf5 import (
+    BatchReader,
+    DatasetInfo,
+    Layout,
+    Split,
+    inspect_dataset,
+    iterate,
+    make_split,
+)
+
+if TYPE_CHECKING:
+    import keras
+
+__all__ = [
+    "BatchReader",
+    "DatasetInfo",
+    "Layout",
+    "Split",
+    "inspect_dataset",
+    "iterate",
+    "keras_dataset",
+    "make_split",
+]
+
+
+def keras_dataset(
+    reader: BatchReader,
+    *,
+    add_channel_axis: bool = True,
+    transform: Callable[[npt.NDArray[np.float32]], npt.NDArray[Any]] | None = None,
+) -> keras.utils.PyDataset:
+    """Wrap ``reader`` as a ``keras.utils.PyDataset`` for ``model.fit`` and ``model.evaluate``.
+
+    Keras is imported here, on first call, not when :mod:`hpsearch.data` is imported. Details
+    (epochs, ``fit(shuffle=...)``) are in :func:`hpsearch.data._keras.keras_dataset`.
+
+    Args:
+        reader: The reader of one split.
+        add_channel_axis: Append a channel axis, ``(batch, n)`` becoming ``(batch, n, 1)``.
+        transform: Applied to each input batch before the channel axis; result cast to float32.
+
+    Returns:
+        A PyDataset that forwards ``__len__``, ``__getitem__`` and ``on_epoch_end`` to ``reader``.
+    """
+    from hpsearch.data._keras import keras_dataset as adapt
+
+    return adapt(reader, add_channel_axis=add_channel_axis, transform=transform)
