@@ -1,0 +1,257 @@
+"""The Recorder: the one writer of a study's results into Optuna storage.
+
+Ray's ``OptunaSearch`` records ASHA-stopped trials as COMPLETE with half-trained values, writes
+no intermediate values for multi-objective studies, and leaves a trial RUNNING when ``tell``
+fails. Those are exactly the numbers a Pareto front must not be built from. So hpsearch asks
+Optuna for parameters through this class and writes every outcome itself:
+
+* COMPLETE only when the trial trained its full epoch budget, with the objectives' values;
+* PRUNED when the scheduler (or the study's time budget) stopped it, with the epochs reached and
+  the last metrics kept as user attributes (Optuna refuses values on PRUNED trials);
+* FAIL with the error text.
+
+Per-epoch values of the scheduler's metric are stored as intermediate values, through the
+storage API because ``Trial.report`` refuses multi-objective studies. The stored study reads
+with Optuna's own tools (``optuna trials``, optuna-dashboard) like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from hpsearch._version import __version__
+from hpsearch.errors import InputError
+from hpsearch.searchers import _optuna
+from hpsearch.seeding import derive_seed
+from hpsearch.spec import Study
+
+#: Result keys that are bookkeeping, not metrics worth keeping on a trial.
+_NOT_METRICS = frozenset({"epoch", "complete", "done"})
+#: Longest error text kept on a FAIL trial: the end of a traceback says the most.
+_MAX_ERROR_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class TrialTicket:
+    """What the Recorder hands out for one new trial.
+
+    Attributes:
+        number: Optuna's trial number, the trial's name everywhere in hpsearch.
+        params: Nested parameters, as the objective receives them.
+        seed: The trial's seed, derived from the study's master seed and ``number``.
+    """
+
+    number: int
+    params: dict[str, Any]
+    seed: int
+
+
+def open_storage(url: str, *, source: str | Path = "storage") -> optuna.storages.BaseStorage:
+    """Open an Optuna RDB storage, creating a SQLite file's folder first.
+
+    Raises:
+        InputError: The URL is not one SQLAlchemy can open.
+    """
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if str(path) not in ("", ":memory:"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+    except Exception as exc:
+        raise InputError(
+            source,
+            "storage",
+            f"cannot open storage {url!r}: {type(exc).__name__}: {exc}",
+            "give an SQLAlchemy URL such as sqlite:///results/hpsearch.db or "
+            "postgresql+psycopg2://user:pass@host/db, and check the server is up",
+        ) from exc
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    # SQLite: wait for a reader (the dashboard) instead of failing with "database is locked".
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+class Recorder:
+    """Owns the stored study; every write of a trial goes through it.
+
+    Args:
+        study: The validated study (file, spec and space).
+        storage: An opened storage (see :func:`open_storage`).
+    """
+
+    def __init__(self, study: Study, storage: optuna.storages.BaseStorage) -> None:
+        self._study_file = study
+        spec = study.spec
+        self.name = spec.name
+        self.storage = storage
+        self._space = study.space
+        self._metrics = [o.metric for o in spec.objectives]
+        self._progress_metric = spec.scheduler.metric
+        self._epochs = spec.budget.epochs
+        self._master_seed = spec.seed
+        sampler = _optuna.make_sampler(spec.searcher, derive_seed(spec.seed, "sampler"))
+        directions = [o.direction for o in spec.objectives]
+        self.study = optuna.create_study(
+            study_name=spec.name,
+            storage=storage,
+            sampler=sampler,
+            directions=directions,
+            load_if_exists=True,
+        )
+        self._check_compatible(study)
+        self._study_id = storage.get_study_id_from_name(spec.name)
+        self._trial_ids: dict[int, int] = {}
+
+    # -- the study -------------------------------------------------------------------------
+
+    def _check_compatible(self, study: Study) -> None:
+        """Refuse to mix a different space or objectives into an existing study."""
+        stored = self.study.user_attrs
+        fingerprint = study.space.fingerprint()
+        wanted = [d.name.lower() for d in self.study.directions]
+        asked = [o.direction for o in study.spec.objectives]
+        if wanted != asked or stored.get("objectives", self._metrics) != self._metrics:
+            raise InputError(
+                study.source,
+                "objectives",
+                f"study {self.name!r} in storage optimizes {stored.get('objectives')} "
+                f"({wanted}), not {self._metrics} ({asked})",
+                "give this search its own study name, e.g. `--set name=NEWNAME`",
+            )
+        if stored.get("space_fingerprint", fingerprint) != fingerprint:
+            raise InputError(
+                study.source,
+                "space",
+                f"study {self.name!r} in storage was searched over a different space "
+                f"(fingerprint {stored['space_fingerprint']}, now {fingerprint})",
+                "give this search its own study name, e.g. `--set name=NEWNAME`",
+            )
+        if "space_fingerprint" not in stored:
+            provenance = {
+                "hpsearch_version": __version__,
+                "task": study.spec.task,
+                "objectives": self._metrics,
+                "space_fingerprint": fingerprint,
+                "space": study.space.to_dict(),
+                "space_file": str(study.space.source),
+                "study_file": str(study.source),
+                "seed": study.spec.seed,
+                "epochs": study.spec.budget.epochs,
+                "progress_metric": self._progress_metric,
+            }
+            for key, value in provenance.items():
+                self.study.set_user_attr(key, value)
+
+    def n_finished(self) -> int:
+        """Trials that count against the budget: COMPLETE, PRUNED and FAIL."""
+        finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        return len(self.study.get_trials(deepcopy=False, states=finished))
+
+    def fail_leftovers(self) -> list[int]:
+        """Mark trials left RUNNING by a killed run as FAIL, so resuming loses nothing else."""
+        numbers = []
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            self.storage.set_trial_user_attr(
+                trial._trial_id, "error", "interrupted: the run that started it ended first"
+            )
+            self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            numbers.append(trial.number)
+        return numbers
+
+    # -- trials ----------------------------------------------------------------------------
+
+    def ask(self) -> TrialTicket:
+        """Create a RUNNING trial with parameters from the study's sampler."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            trial = self.study.ask()
+            params = _optuna.suggest(self._space, trial)
+        self._trial_ids[trial.number] = trial._trial_id
+        seed = derive_seed(self._master_seed, "trial", trial.number)
+        self._set_attrs(trial.number, {"seed": seed, "hpsearch_version": __version__})
+        return TrialTicket(number=trial.number, params=params, seed=seed)
+
+    def record_epoch(self, number: int, result: Mapping[str, Any]) -> None:
+        """Store one epoch's value of the progress metric as an intermediate value."""
+        value: Any = result.get(self._progress_metric)
+        epoch = result.get("epoch")
+        if isinstance(epoch, int) and _finite(value):
+            self.storage.set_trial_intermediate_value(self._trial_id(number), epoch, float(value))
+
+    def record_complete(self, number: int, result: Mapping[str, Any], history: Any) -> None:
+        """Finish a trial that ran its full budget, with the objectives' values."""
+        values = [result.get(metric) for metric in self._metrics]
+        if not all(_finite(v) for v in values):
+            missing = [m for m, v in zip(self._metrics, values, strict=True) if not _finite(v)]
+            self.record_failed(
+                number, f"objective reported no finite value for {missing}", result, history
+            )
+            return
+        self._set_attrs(number, _final_attrs(result, history))
+        self.study.tell(number, [float(v) for v in values if v is not None])
+
+    def record_pruned(
+        self, number: int, result: Mapping[str, Any], history: Any, reason: str
+    ) -> None:
+        """Finish a trial stopped before its full budget; its metrics stay as attributes."""
+        self._set_attrs(number, {**_final_attrs(result, history), "stop_reason": reason})
+        self.study.tell(number, state=TrialState.PRUNED)
+
+    def record_failed(
+        self, number: int, error: str, result: Mapping[str, Any] | None, history: Any
+    ) -> None:
+        """Finish a trial that raised, keeping the end of its error text."""
+        attrs = _final_attrs(result or {}, history)
+        attrs["error"] = error[-_MAX_ERROR_CHARS:]
+        self._set_attrs(number, attrs)
+        self.study.tell(number, state=TrialState.FAIL)
+
+    def _trial_id(self, number: int) -> int:
+        if number not in self._trial_ids:
+            self._trial_ids[number] = self.storage.get_trial_id_from_study_id_trial_number(
+                self._study_id, number
+            )
+        return self._trial_ids[number]
+
+    def _set_attrs(self, number: int, attrs: Mapping[str, Any]) -> None:
+        trial_id = self._trial_id(number)
+        for key, value in attrs.items():
+            self.storage.set_trial_user_attr(trial_id, key, _jsonable(value))
+
+
+def _final_attrs(result: Mapping[str, Any], history: Any) -> dict[str, Any]:
+    attrs: dict[str, Any] = {key: value for key, value in result.items() if key not in _NOT_METRICS}
+    attrs["epochs_reached"] = int(result.get("epoch", 0) or 0)
+    if history:
+        attrs["history"] = history
+    return attrs
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _jsonable(value: Any) -> Any:
+    """Optuna stores user attributes as JSON; numpy scalars and NaN must not break that."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    try:
+        json.dumps(value)
+    except TypeError:
+        if hasattr(value, "item"):
+            return value.item()
+        return str(value)
+    return value
