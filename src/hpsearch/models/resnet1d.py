@@ -1,0 +1,72 @@
+"""A 1-D residual network for time series, after Wang, Yan & Oates (2017, arXiv:1611.06455).
+
+Each residual block is three convolutions (kernel sizes ``k``, ``~5k/8``, 3: Wang's 8/5/3 when
+``k=8``) with batch normalisation and ReLU, and a 1x1-convolution shortcut. With ``blocks``
+blocks the network has ``3*blocks + 1`` weight layers, so the seed study's ResNet-10 is
+``blocks=3`` and ResNet-16 is ``blocks=5``: depth is an ordinary search parameter.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
+
+
+def block_kernels(kernel_size: int) -> tuple[int, int, int]:
+    """Kernel sizes of one block's three convolutions, Wang's 8/5/3 pattern scaled to ``k``."""
+    return (kernel_size, max(3, round(kernel_size * 5 / 8)), 3)
+
+
+def build_resnet1d(
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    *,
+    blocks: int,
+    filters: int,
+    kernel_size: int,
+    dropout: float = 0.0,
+    l2: float = 0.0,
+    noise_std: float = 0.0,
+    downsample: int = 1,
+) -> keras.Model:
+    """Build (not compile) a 1-D ResNet classifier.
+
+    Args:
+        input_shape: ``(n_samples, n_channels)`` of one event.
+        n_classes: Softmax outputs.
+        blocks: Residual blocks (ResNet-N has ``N = 3*blocks + 1`` weight layers).
+        filters: Filters of the first block; later blocks use twice as many (Wang: 64/128/128).
+        kernel_size: Kernel of each block's first convolution.
+        dropout: Dropout rate before the softmax layer.
+        l2: L2 penalty on every kernel.
+        noise_std: Std of a Gaussian-noise layer on the (normalised) input, active in training.
+        downsample: Average-pooling factor on the input: trades time resolution for speed.
+    """
+    import keras
+    from keras import layers
+
+    regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    if downsample > 1:
+        x = layers.AveragePooling1D(pool_size=downsample)(x)
+    if noise_std > 0:
+        x = layers.GaussianNoise(noise_std)(x)
+    for index in range(blocks):
+        width = filters if index == 0 else 2 * filters
+        shortcut = layers.Conv1D(width, 1, padding="same", kernel_regularizer=regularizer)(x)
+        shortcut = layers.BatchNormalization()(shortcut)
+        y = x
+        for position, kernel in enumerate(block_kernels(kernel_size)):
+            y = layers.Conv1D(width, kernel, padding="same", kernel_regularizer=regularizer)(y)
+            y = layers.BatchNormalization()(y)
+            if position < 2:
+                y = layers.Activation("relu")(y)
+        x = layers.Activation("relu")(layers.Add()([shortcut, y]))
+    x = layers.GlobalAveragePooling1D()(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=regularizer)(x)
+    return keras.Model(inputs, outputs, name=f"resnet{3 * blocks + 1}")
