@@ -1,0 +1,233 @@
+"""The ``hpsearch`` command line: one subcommand per job.
+
+Errors a user can fix (:class:`~hpsearch.errors.InputError`) end with their message on stderr
+and exit code 2, before anything is run or stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+
+from hpsearch._version import __version__
+from hpsearch.errors import HpsearchError, InputError
+
+if TYPE_CHECKING:
+    from hpsearch.spec import Study
+
+
+def _study_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", type=Path, help="study file, e.g. studies/xgamma_resnet.yaml")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a study field, e.g. --set budget.trials=4 (repeatable)",
+    )
+    parser.add_argument("--storage", help="Optuna storage URL (overrides the study's)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hpsearch",
+        description="Hyperparameter and architecture search for astroparticle deep learning.",
+    )
+    parser.add_argument("--version", action="version", version=f"hpsearch {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a study's trials on Ray Tune")
+    _study_arguments(run)
+    run.add_argument("--address", help="Ray cluster address (default: start local Ray)")
+
+    report = commands.add_parser("report", help="print the Pareto table and write the plot")
+    _study_arguments(report)
+
+    simulate = commands.add_parser("simulate", help="write a simulated data set to HDF5")
+    simulate.add_argument("task", choices=["xgamma"])
+    simulate.add_argument("--events", type=int, required=True)
+    simulate.add_argument("--out", type=Path, required=True)
+    simulate.add_argument("--seed", type=int, default=0)
+
+    baseline = commands.add_parser(
+        "baseline", help="score the task's classical baseline on the study's test split"
+    )
+    _study_arguments(baseline)
+
+    dashboard = commands.add_parser("dashboard", help="serve optuna-dashboard on the storage")
+    dashboard.add_argument("study", type=Path, nargs="?", help="study file (for its storage)")
+    dashboard.add_argument("--storage", help="Optuna storage URL")
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8080)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Study:
+    from hpsearch.spec import load_study
+
+    return load_study(args.study, args.overrides, storage=args.storage)
+
+
+def _html_path(study_results: Path, name: str) -> Path:
+    return study_results / name / "pareto.html"
+
+
+def _cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from hpsearch.prepare import prepare
+    from hpsearch.recorder import Recorder, open_storage
+    from hpsearch.report import print_report
+
+    study = _load(args)
+    prepared = prepare(study, console)
+    storage = open_storage(
+        study.spec.storage, source=(args.storage and "--storage") or study.source
+    )
+    recorder = Recorder(study, storage)
+
+    from hpsearch.runner import run_study
+
+    summary = run_study(prepared, recorder, console=console, address=args.address)
+    if summary.numbers:
+        states = [summary.states.get(n, "RUNNING") for n in summary.numbers]
+        console.print(
+            f"This run: {len(summary.numbers)} trial(s) in {summary.wall_seconds:.0f} s, "
+            + ", ".join(f"{s} {states.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL"))
+        )
+    print_report(recorder.study, Console(), _html_path(study.spec.results_dir, study.spec.name))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace, console: Console) -> int:
+    import optuna
+
+    from hpsearch.recorder import open_storage
+    from hpsearch.report import print_report
+
+    study = _load(args)
+    storage = open_storage(study.spec.storage, source=study.source)
+    try:
+        stored = optuna.load_study(study_name=study.spec.name, storage=storage)
+    except KeyError as exc:
+        raise InputError(
+            study.source,
+            "name",
+            f"no study {study.spec.name!r} in {study.spec.storage}",
+            "run it first with `hpsearch run`",
+        ) from exc
+    print_report(stored, Console(), _html_path(study.spec.results_dir, study.spec.name))
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
+    from hpsearch.simulate import xgamma
+
+    if args.events < 1:
+        raise InputError(
+            "--events",
+            "events",
+            f"must be positive, got {args.events}",
+            "give the number of events to simulate, e.g. --events 10000",
+        )
+    path = xgamma.simulate_to_file(args.out, args.events, args.seed, progress=True)
+    console.print(f"Wrote {args.events} events to {path}")
+    return 0
+
+
+def _cmd_baseline(args: argparse.Namespace, console: Console) -> int:
+    from hpsearch.baselines import RiseTimeCut, rise_time_ns
+    from hpsearch.data import BatchReader, Layout, make_split
+    from hpsearch.prepare import prepare
+
+    prepared = prepare(_load(args), console)
+    data, info = prepared.data, prepared.info
+    split = make_split(
+        info.n_events, seed=data.split_seed, fractions=data.fractions, block_size=data.block_size
+    )
+    period = float(info.attrs.get("sample_period_ns", 1.0))
+    pretrigger = int(info.attrs.get("pretrigger_samples", max(1, info.event_shape[0] // 8)))
+
+    def rises(blocks: object) -> tuple[list[float], list[int]]:
+        import numpy as np
+
+        rise: list[float] = []
+        labels: list[int] = []
+        with BatchReader(
+            data.path,
+            Layout(data.x_key, data.y_key),
+            blocks,  # type: ignore[arg-type]
+            1024,
+            shuffle=False,
+            seed=0,
+        ) as reader:
+            for index in range(len(reader)):
+                x, y = reader.batch(index)
+                rise.extend(np.asarray(rise_time_ns(x, period, pretrigger)).tolist())
+                labels.extend(np.asarray(y).tolist())
+        return rise, labels
+
+    import numpy as np
+
+    train_rise, train_labels = rises(split.train)
+    test_rise, test_labels = rises(split.test)
+    cut = RiseTimeCut.fit(np.asarray(train_rise), np.asarray(train_labels))
+    accuracy = cut.accuracy(np.asarray(test_rise), np.asarray(test_labels))
+    console.print(
+        f"Rise-time cut at {cut.threshold_ns:.0f} ns (fitted on {len(train_rise)} training "
+        f"events): test accuracy {accuracy:.4f} on {len(test_rise)} events"
+    )
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace, console: Console) -> int:
+    from optuna_dashboard import run_server
+
+    from hpsearch.recorder import open_storage
+
+    url = args.storage
+    if url is None and args.study is not None:
+        url = _load(argparse.Namespace(study=args.study, overrides=[], storage=None)).spec.storage
+    if url is None:
+        from hpsearch.spec import DEFAULT_STORAGE
+
+        url = DEFAULT_STORAGE
+    storage = open_storage(url, source="--storage")
+    console.print(f"optuna-dashboard on http://{args.host}:{args.port} for {url} (Ctrl-C stops)")
+    run_server(storage, host=args.host, port=args.port)
+    return 0
+
+
+_COMMANDS = {
+    "run": _cmd_run,
+    "report": _cmd_report,
+    "simulate": _cmd_simulate,
+    "baseline": _cmd_baseline,
+    "dashboard": _cmd_dashboard,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hpsearch`` console script."""
+    args = _parser().parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        return _COMMANDS[args.command](args, console)
+    except InputError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        return InputError.exit_code
+    except HpsearchError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        console.print("interrupted: finished trials are stored; rerun to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
