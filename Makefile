@@ -1,0 +1,39 @@
+# hpsearch: `make run` runs the xgamma study end to end, `make test` runs the tests.
+# Both create .venv/ and install hpsearch into it first (`make setup`, a no-op when up to date).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+STUDY  ?= studies/xgamma_resnet.yaml
+PYTEST_ARGS ?=
+
+.PHONY: setup run test test-slow lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: setup
+	$(BIN)/hpsearch run $(STUDY)
+
+test: setup
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check src objectives tests benchmarks
+	$(BIN)/ruff format --check src objectives tests benchmarks
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python benchmarks/calibrate_xgamma.py
+
+clean:
+	rm -rf $(VENV) results data .pytest_cache .mypy_cache .ruff_cache
