@@ -76,10 +76,18 @@ def test_override_error_names_the_option(project: Path) -> None:
     ("text", "key", "words"),
     [
         ("params:\n  lr: {type: float, low: 0.1, high: 0.01}\n", "params.lr", "empty range"),
-        ("params:\n  lr: {type: float, low: 0.0, high: 1.0, log: true}\n", "params.lr", "low > 0"),
+        (
+            "params:\n  lr: {type: float, low: 0.0, high: 1.0, log: true}\n",
+            "params.lr",
+            "low > 0",
+        ),
         ("params:\n  n: {type: int, low: 5, high: 1}\n", "params.n", "empty range"),
         ("params:\n  n: {type: integer, low: 1, high: 5}\n", "params.n.type", "unknown"),
-        ("params:\n  n: {type: int, low: 1, hi: 5}\n", "params.n.hi", "allowed keys here: high, log"),
+        (
+            "params:\n  n: {type: int, low: 1, hi: 5}\n",
+            "params.n.hi",
+            "allowed keys here: high, log",
+        ),
         ("params:\n  c: {type: categorical, choices: []}\n", "params.c.choices", "at least 1"),
         ("params:\n  c: [1, 2]\n", "params.c", "ambiguous"),
         ("params:\n  c: 3\n", "params", "no searched parameter"),
@@ -129,8 +137,9 @@ def test_fingerprint_changes_with_the_space(tmp_path: Path) -> None:
 def test_cli_bad_input_exits_2_and_stores_nothing(
     write_study: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = write_study(budget={"trials": 2, "epochs": 1, "secs": 5},
-                       storage="sqlite:///results/never.db")
+    path = write_study(
+        budget={"trials": 2, "epochs": 1, "secs": 5}, storage="sqlite:///results/never.db"
+    )
     assert main(["run", str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "budget.secs" in err and "fix:" in err

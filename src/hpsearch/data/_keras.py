@@ -22,7 +22,7 @@ __all__ = ["keras_dataset"]
 _KERAS_CALLS_EPOCH_BEGIN = hasattr(keras.utils.PyDataset, "on_epoch_begin")
 
 
-class _ReaderDataset(keras.utils.PyDataset):  # type: ignore[misc]
+class _ReaderDataset(keras.utils.PyDataset):
     """A PyDataset that forwards every call to a :class:`BatchReader`.
 
     ``workers=1`` and no multiprocessing: Keras then reads batches in the training process

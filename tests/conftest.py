@@ -1,0 +1,84 @@
+"""Shared fixtures: a small simulated data file, a scratch project, seeded everything."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def xgamma_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """600 simulated xgamma events, made once per test session."""
+    from hpsearch.simulate.xgamma import simulate_to_file
+
+    path = tmp_path_factory.mktemp("data") / "xgamma.h5"
+    simulate_to_file(path, 600, seed=11, progress=False)
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A scratch project directory holding copies of the shipped files, as the cwd."""
+    for folder in ("studies", "search_spaces", "objectives"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    shutil.copy(TESTS / "objectives" / "synthetic.py", tmp_path / "objectives" / "synthetic.py")
+    shutil.copy(TESTS / "spaces" / "synthetic.yaml", tmp_path / "search_spaces" / "synthetic.yaml")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def write_study(project: Path) -> Callable[..., Path]:
+    """Write a study file into the scratch project from the shipped one plus changes."""
+
+    def write(filename: str = "study.yaml", base: str = "xgamma_resnet", **changes: Any) -> Path:
+        raw = yaml.safe_load((project / "studies" / f"{base}.yaml").read_text())
+        for key, value in changes.items():
+            target = raw
+            *parents, last = key.split("__")
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[last] = value
+        path = project / "studies" / filename
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def synthetic_study(write_study: Callable[..., Path], xgamma_file: Path) -> Callable[..., Path]:
+    """A study of the synthetic objective: the runner's machinery, no training."""
+
+    def write(**changes: Any) -> Path:
+        defaults: dict[str, Any] = {
+            "name": "synthetic",
+            "task": "synthetic",
+            "space": "search_spaces/synthetic.yaml",
+            "data__path": str(xgamma_file),
+            "budget": {"trials": 4, "epochs": 4},
+            "scheduler": {
+                "type": "asha",
+                "metric": "val_accuracy",
+                "mode": "max",
+                "grace_period": 1,
+                "reduction_factor": 2,
+            },
+            "searcher": {"type": "random"},
+            "storage": "sqlite:///results/test.db",
+        }
+        defaults.update(changes)
+        return write_study("synthetic.yaml", **defaults)
+
+    return write
