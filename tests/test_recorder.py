@@ -148,3 +148,22 @@ def test_same_name_with_another_space_is_refused(
 def test_bad_storage_url_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot open storage"):
         open_storage("nosuchdb://x/y")
+
+
+def test_tpe_keeps_sampling_after_pruned_trials_with_curves(
+    synthetic_study: Callable[..., Path],
+) -> None:
+    """Optuna's own multi-objective TPE raises on pruned trials that have per-epoch values."""
+    study = load_study(synthetic_study(searcher={"type": "optuna-tpe", "n_startup_trials": 2}))
+    recorder = Recorder(study, open_storage(study.spec.storage))
+    for index in range(8):
+        ticket = recorder.ask()
+        result = _epochs(recorder, ticket.number, 1 + index % 4, complete=index % 2 == 0)
+        if index % 2 == 0:
+            result["val_accuracy"] = 0.5 + 0.01 * index
+            recorder.record_complete(ticket.number, result, [])
+        else:
+            recorder.record_pruned(ticket.number, result, [], reason="scheduler")
+    assert 0.0 <= recorder.ask().params["x"] <= 1.0
+    states = [t.state for t in recorder.study.get_trials()]
+    assert states.count(TrialState.PRUNED) == 4 and states.count(TrialState.COMPLETE) == 4

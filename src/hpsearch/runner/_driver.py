@@ -311,11 +311,14 @@ def run_study(
             ),
         )
         started = time.monotonic()
-        reason = "time_budget"
+        # Trials Tune leaves unended: cut by the time budget after a normal return,
+        # otherwise by whatever stopped the run (Ctrl-C, an error in the driver).
+        reason = "run_aborted"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 tuner.fit()
+            reason = "time_budget"
         except KeyboardInterrupt:
             reason = "interrupted"
             raise
