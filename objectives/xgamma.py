@@ -6,8 +6,8 @@ describe, train it with Adam on an exponentially decaying learning rate
 loss never converged), report validation metrics every epoch and test metrics at the end.
 
 Parameters (``search_spaces/xgamma_resnet.yaml``): ``blocks``, ``filters``, ``kernel_size``,
-``downsample``, ``dropout``, ``l2``, ``noise_std``, ``batch_size`` and the group ``optimizer``
-with ``learning_rate``, ``decay_rate``, ``decay_steps``.
+``downsample``, ``norm``, ``dropout``, ``l2``, ``noise_std``, ``batch_size`` and the group
+``optimizer`` with ``learning_rate``, ``decay_rate``, ``decay_steps``.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def train(ctx: TrialContext) -> None:
         l2=float(params["l2"]),
         noise_std=float(params["noise_std"]),
         downsample=int(params["downsample"]),
+        norm=params.get("norm", "group"),
     )
     opt = params["optimizer"]
     schedule = keras.optimizers.schedules.ExponentialDecay(

@@ -24,7 +24,7 @@ def test_shipped_study_loads() -> None:
     assert params["blocks"].type == "int"
     # The seed's ResNet-10 (3 blocks) and ResNet-16 (5 blocks) are points of the space.
     assert params["blocks"].low <= 3 and params["blocks"].high >= 5  # type: ignore[union-attr]
-    assert study.space.constants() == {"optimizer.name": "adam"}
+    assert study.space.constants() == {"norm": "group", "optimizer.name": "adam"}
 
 
 def test_overrides_apply_and_parse_yaml(project: Path) -> None:
@@ -121,7 +121,7 @@ def test_space_decodes_nested_and_optuna_respects_bounds() -> None:
         assert params["filters"] in (8, 16, 32)
         assert params["optimizer"]["name"] == "adam"
         assert 3e-4 <= params["optimizer"]["learning_rate"] <= 1e-2
-        assert 100 <= params["optimizer"]["decay_steps"] <= 3000
+        assert 200 <= params["optimizer"]["decay_steps"] <= 5000
     assert set(_optuna.distributions(space)) == set(space.params())
 
 
