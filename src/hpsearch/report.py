@@ -119,6 +119,8 @@ def pareto_figure(study: optuna.Study) -> Any:
                 x=[_metric(t, study, COST_METRIC) for t in trials],
                 y=[_metric(t, study, primary) for t in trials],
                 mode=mode,
+                # The front as an attainment staircase: what is reachable for a given cost.
+                line={"shape": "hv"} if key == "front" else None,
                 name=f"{label} [{len(trials)}]",
                 marker=marker,
                 text=[_hover(t, study, primary) for t in trials],
