@@ -216,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hpsearch`` console script."""
     args = _parser().parse_args(argv)
     console = Console(stderr=True)
+    import optuna
+
+    # hpsearch prints its own progress; Optuna's INFO lines would repeat it.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         return _COMMANDS[args.command](args, console)
     except InputError as exc:

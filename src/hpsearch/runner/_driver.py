@@ -144,7 +144,7 @@ class RecorderCallback(_Unpicklable, Callback):
             self._recorder.record_complete(number, last, history)
             self._finished(number, "COMPLETE", last)
         else:
-            reason = "time_budget" if self._budget_spent() else "scheduler"
+            reason = "time_budget" if self.budget_spent() else "scheduler"
             self._recorder.record_pruned(number, last, history, reason)
             self._finished(number, "PRUNED", last)
 
@@ -167,7 +167,8 @@ class RecorderCallback(_Unpicklable, Callback):
                 self._recorder.record_pruned(number, last, self._history.get(number, []), reason)
                 self._finished(number, "PRUNED", last)
 
-    def _budget_spent(self) -> bool:
+    def budget_spent(self) -> bool:
+        """Whether the study's wall-time budget has run out."""
         return self._deadline is not None and time.monotonic() >= self._deadline
 
     def _finished(self, number: int, state: str, last: dict[str, Any]) -> None:
@@ -318,7 +319,8 @@ def run_study(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 tuner.fit()
-            reason = "time_budget"
+            # Tune returns normally after a first Ctrl-C too; only a spent budget is the budget.
+            reason = "time_budget" if callback.budget_spent() else "interrupted"
         except KeyboardInterrupt:
             reason = "interrupted"
             raise
