@@ -76,6 +76,7 @@ def test_complete_pruned_fail_read_back_with_plain_optuna(recorder: Recorder) ->
 
     assert [t.number for t in stored.best_trials] == [complete.number]
     assert stored.user_attrs["objectives"] == ["val_accuracy", "train_seconds"]
+    assert stored.metric_names == ["val_accuracy", "train_seconds"]
 
 
 def test_optuna_cli_reads_the_study(recorder: Recorder) -> None:
@@ -99,7 +100,7 @@ def test_optuna_cli_reads_the_study(recorder: Recorder) -> None:
     ).stdout
     rows = json.loads(out)
     assert rows[0]["state"] == "COMPLETE"
-    assert rows[0]["values"] == pytest.approx([0.9, 8.0])
+    assert rows[0]["values"] == pytest.approx({"val_accuracy": 0.9, "train_seconds": 8.0})
 
 
 def test_missing_objective_value_is_fail_not_complete(recorder: Recorder) -> None:

@@ -154,6 +154,10 @@ class Recorder:
             }
             for key, value in provenance.items():
                 self.study.set_user_attr(key, value)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                # optuna-dashboard and Optuna's plots label the objectives with these.
+                self.study.set_metric_names(self._metrics)
 
     def n_finished(self) -> int:
         """Trials that count against the budget: COMPLETE, PRUNED and FAIL."""
