@@ -122,3 +122,23 @@ def test_xgamma_resnet_tiny_end_to_end(
     out = capsys.readouterr().out
     assert "Pareto-optimal trials" in out
     assert "test_accuracy" in out
+
+
+def test_a_streak_of_failures_stops_the_run(synthetic_study: Callable[..., Path]) -> None:
+    path = synthetic_study(
+        budget={"trials": 8, "epochs": 2, "max_failures_in_a_row": 2},
+        resources={"cpus_per_trial": 1, "max_concurrent": 1},
+    )
+    (Path("objectives") / "synthetic.py").write_text(
+        "METRICS = ('val_accuracy', 'train_seconds')\n"
+        "def train(ctx):\n    raise RuntimeError('broken objective')\n"
+    )
+    assert main(["run", str(path)]) == 0
+    trials = _trials("sqlite:///results/test.db", "synthetic")
+    states = [t.state for t in trials.values()]
+    assert states[:2] == [TrialState.FAIL, TrialState.FAIL]
+    assert len(states) < 8, "the run went on after the streak"
+    assert all(
+        "broken objective" in t.user_attrs.get("error", "") or t.state != TrialState.FAIL
+        for t in trials.values()
+    )

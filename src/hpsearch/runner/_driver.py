@@ -28,6 +28,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
+from ray.tune.stopper import Stopper
 from rich.console import Console
 
 from hpsearch.prepare import PreparedStudy
@@ -109,6 +110,7 @@ class RecorderCallback(_Unpicklable, Callback):
         self._deadline = deadline
         self._history: dict[int, list[dict[str, Any]]] = {}
         self._last: dict[int, dict[str, Any]] = {}
+        self.failures_in_a_row = 0
 
     def _own(self, result: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in result.items() if k in self._metrics}
@@ -173,6 +175,7 @@ class RecorderCallback(_Unpicklable, Callback):
 
     def _finished(self, number: int, state: str, last: dict[str, Any]) -> None:
         self._summary.states[number] = state
+        self.failures_in_a_row = self.failures_in_a_row + 1 if state == "FAIL" else 0
         style = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}[state]
         epoch = last.get("epoch", 0)
         detail = ", ".join(
@@ -183,6 +186,33 @@ class RecorderCallback(_Unpicklable, Callback):
         self._console.print(
             f"  trial {number:>3} [{style}]{state:<8}[/] epoch {epoch:>3}  {detail}"
         )
+
+
+class FailureStreakStopper(_Unpicklable, Stopper):
+    """Ends the run when trials keep failing: a broken objective should not eat the budget."""
+
+    def __init__(self, callback: RecorderCallback, limit: int, console: Console) -> None:
+        self._callback = callback
+        self._limit = limit
+        self._console = console
+        self._said = False
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        """No single trial is stopped here."""
+        return False
+
+    def stop_all(self) -> bool:
+        """Stop everything after ``limit`` failures in a row."""
+        if self._callback.failures_in_a_row < self._limit:
+            return False
+        if not self._said:
+            self._console.print(
+                f"[red]Stopping: {self._limit} trials failed in a row.[/] Their errors are "
+                "stored on the trials (user attribute `error`); fix the objective and rerun "
+                "to continue the study."
+            )
+            self._said = True
+        return True
 
 
 def _error_text(trial: Trial) -> str:
@@ -307,6 +337,7 @@ def run_study(
                 name=f"{spec.name}-{stamp}",
                 storage_path=str((spec.results_dir / "ray").resolve()),
                 callbacks=[callback],
+                stop=FailureStreakStopper(callback, spec.budget.max_failures_in_a_row, console),
                 verbose=0,
                 failure_config=tune.FailureConfig(max_failures=0),
             ),
@@ -320,7 +351,12 @@ def run_study(
                 warnings.simplefilter("ignore")
                 tuner.fit()
             # Tune returns normally after a first Ctrl-C too; only a spent budget is the budget.
-            reason = "time_budget" if callback.budget_spent() else "interrupted"
+            if callback.budget_spent():
+                reason = "time_budget"
+            elif callback.failures_in_a_row >= spec.budget.max_failures_in_a_row:
+                reason = "failure_streak"
+            else:
+                reason = "interrupted"
         except KeyboardInterrupt:
             reason = "interrupted"
             raise

@@ -93,6 +93,9 @@ class BudgetSpec(_Strict):
     trials: int = Field(ge=1)
     seconds: float | None = Field(None, gt=0)
     epochs: int = Field(ge=1, description="full training budget of one trial")
+    max_failures_in_a_row: int = Field(
+        5, ge=1, description="stop the run when this many trials fail one after another"
+    )
 
 
 class ResourcesSpec(_Strict):
