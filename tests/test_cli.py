@@ -105,3 +105,14 @@ def test_run_simulates_missing_data_first(write_study: Callable[..., Path]) -> N
     prepare(load_study(path), Console(stderr=True))
     with h5py.File("data/new.h5", "r") as file:
         assert np.array_equal(first, np.asarray(file["waveforms"]))
+
+
+def test_baseline_scores_the_cut_on_the_study_test_split(
+    write_study: Callable[..., Path], xgamma_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_study(data__path=str(xgamma_file))
+    assert main(["baseline", str(path)]) == 0
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert "on 90 events" in err  # 15% of 600: the study's own test split
+    accuracy = float(err.split("test accuracy")[1].split()[0])
+    assert 0.6 < accuracy < 0.95

@@ -5,24 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from hpsearch.baselines import RiseTimeCut, rise_time_ns
-from hpsearch.data import BatchReader, Layout, iterate, make_split
+from hpsearch.baselines import score_rise_time_cut
 from hpsearch.objective import DataRef, TrialContext, load_objective
 
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
-
-
-def _rise(reader: BatchReader, period: float, pretrigger: int) -> tuple[np.ndarray, np.ndarray]:
-    rises, labels = [], []
-    for x, y in iterate(reader):
-        rises.append(rise_time_ns(x, period, pretrigger))
-        labels.append(y)
-    return np.concatenate(rises), np.concatenate(labels)
 
 
 def test_resnet_beats_the_rise_time_cut(tmp_path: Path) -> None:
@@ -47,15 +37,6 @@ def test_resnet_beats_the_rise_time_cut(tmp_path: Path) -> None:
     load_objective(ROOT / "objectives" / "xgamma.py").train(ctx)
     network = reports[-1]["test_accuracy"]
 
-    info = data.info()
-    period = float(info.attrs["sample_period_ns"])
-    pretrigger = int(info.attrs["pretrigger_samples"])
-    split = make_split(
-        info.n_events, seed=data.split_seed, fractions=data.fractions, block_size=data.block_size
-    )
-    train = BatchReader(path, Layout(), split.train, 1024, shuffle=False, seed=0)
-    test = BatchReader(path, Layout(), split.test, 1024, shuffle=False, seed=0)
-    cut = RiseTimeCut.fit(*_rise(train, period, pretrigger))
-    baseline = cut.accuracy(*_rise(test, period, pretrigger))
+    baseline = score_rise_time_cut(data).accuracy
     assert 0.70 < baseline < 0.85
     assert network > baseline + 0.05, (network, baseline)

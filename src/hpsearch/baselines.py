@@ -10,13 +10,17 @@ is only worth its cost if it clearly beats this cut on held-out events. Pure num
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from hpsearch.errors import InputError
 
-__all__ = ["RiseTimeCut", "rise_time_ns"]
+if TYPE_CHECKING:
+    from hpsearch.objective import DataRef
+
+__all__ = ["CutScore", "RiseTimeCut", "rise_time_ns", "score_rise_time_cut"]
 
 
 def _smooth(traces: NDArray[np.float64], width: int) -> NDArray[np.float64]:
@@ -233,3 +237,45 @@ def _check_pair(
             "RiseTimeCut", "labels", "must be 0 (X-ray) or 1 (gamma)", "pass binary labels"
         )
     return rise, truth.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class CutScore:
+    """The rise-time cut fitted on a study's training events and scored on its test events."""
+
+    cut: RiseTimeCut
+    accuracy: float
+    n_train: int
+    n_test: int
+
+
+def score_rise_time_cut(data: DataRef) -> CutScore:
+    """Fit the cut on the split's training events and score it on its test events.
+
+    Reads the file batch by batch, as the networks do, so it works on files beyond memory;
+    the split is the study's own, so the number compares with the trials' test accuracy.
+    """
+    from hpsearch.data import BatchReader, Layout, iterate, make_split
+
+    info = data.info()
+    period = float(info.attrs.get("sample_period_ns", 1.0))
+    pretrigger = int(info.attrs.get("pretrigger_samples", max(1, info.event_shape[0] // 8)))
+    split = make_split(
+        info.n_events, seed=data.split_seed, fractions=data.fractions, block_size=data.block_size
+    )
+
+    def rises(blocks: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        layout = Layout(data.x_key, data.y_key)
+        with BatchReader(data.path, layout, blocks, 1024, shuffle=False, seed=0) as reader:
+            pairs = [(rise_time_ns(x, period, pretrigger), y) for x, y in iterate(reader)]
+        return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+
+    train_rise, train_labels = rises(split.train)
+    test_rise, test_labels = rises(split.test)
+    cut = RiseTimeCut.fit(train_rise, train_labels)
+    return CutScore(
+        cut=cut,
+        accuracy=cut.accuracy(test_rise, test_labels),
+        n_train=len(train_rise),
+        n_test=len(test_rise),
+    )

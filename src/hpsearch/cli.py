@@ -141,46 +141,13 @@ def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_baseline(args: argparse.Namespace, console: Console) -> int:
-    from hpsearch.baselines import RiseTimeCut, rise_time_ns
-    from hpsearch.data import BatchReader, Layout, make_split
+    from hpsearch.baselines import score_rise_time_cut
     from hpsearch.prepare import prepare
 
-    prepared = prepare(_load(args), console)
-    data, info = prepared.data, prepared.info
-    split = make_split(
-        info.n_events, seed=data.split_seed, fractions=data.fractions, block_size=data.block_size
-    )
-    period = float(info.attrs.get("sample_period_ns", 1.0))
-    pretrigger = int(info.attrs.get("pretrigger_samples", max(1, info.event_shape[0] // 8)))
-
-    def rises(blocks: object) -> tuple[list[float], list[int]]:
-        import numpy as np
-
-        rise: list[float] = []
-        labels: list[int] = []
-        with BatchReader(
-            data.path,
-            Layout(data.x_key, data.y_key),
-            blocks,  # type: ignore[arg-type]
-            1024,
-            shuffle=False,
-            seed=0,
-        ) as reader:
-            for index in range(len(reader)):
-                x, y = reader.batch(index)
-                rise.extend(np.asarray(rise_time_ns(x, period, pretrigger)).tolist())
-                labels.extend(np.asarray(y).tolist())
-        return rise, labels
-
-    import numpy as np
-
-    train_rise, train_labels = rises(split.train)
-    test_rise, test_labels = rises(split.test)
-    cut = RiseTimeCut.fit(np.asarray(train_rise), np.asarray(train_labels))
-    accuracy = cut.accuracy(np.asarray(test_rise), np.asarray(test_labels))
+    score = score_rise_time_cut(prepare(_load(args), console).data)
     console.print(
-        f"Rise-time cut at {cut.threshold_ns:.0f} ns (fitted on {len(train_rise)} training "
-        f"events): test accuracy {accuracy:.4f} on {len(test_rise)} events"
+        f"Rise-time cut at {score.cut.threshold_ns:.0f} ns (fitted on {score.n_train} training "
+        f"events): test accuracy {score.accuracy:.4f} on {score.n_test} events"
     )
     return 0
 
