@@ -142,3 +142,21 @@ def test_a_streak_of_failures_stops_the_run(synthetic_study: Callable[..., Path]
         "broken objective" in t.user_attrs.get("error", "") or t.state != TrialState.FAIL
         for t in trials.values()
     )
+
+
+def test_resources_ray_cannot_give_exit_2_and_run_nothing(
+    synthetic_study: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = synthetic_study(resources={"cpus_per_trial": 1, "gpus_per_trial": 1})
+    assert main(["run", str(path)]) == 2  # this machine (and CI) has no GPU
+    err = " ".join(capsys.readouterr().err.split())
+    assert "resources.gpus_per_trial" in err and "but Ray has 0" in err
+    assert _trials("sqlite:///results/test.db", "synthetic") == {}
+
+
+def test_unreachable_cluster_exits_2(
+    synthetic_study: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `auto` with no cluster running: Ray says so at once.
+    assert main(["run", str(synthetic_study()), "--address", "auto"]) == 2
+    assert "cannot join a Ray cluster" in " ".join(capsys.readouterr().err.split())

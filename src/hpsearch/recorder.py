@@ -164,6 +164,11 @@ class Recorder:
         finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         return len(self.study.get_trials(deepcopy=False, states=finished))
 
+    def leftovers(self) -> list[int]:
+        """Trials left RUNNING by a run that was killed."""
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return [trial.number for trial in running]
+
     def fail_leftovers(self) -> list[int]:
         """Mark trials left RUNNING by a killed run as FAIL, so resuming loses nothing else."""
         numbers = []

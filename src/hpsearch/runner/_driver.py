@@ -31,9 +31,11 @@ from ray.tune.search import Searcher
 from ray.tune.stopper import Stopper
 from rich.console import Console
 
+from hpsearch.errors import InputError
 from hpsearch.prepare import PreparedStudy
 from hpsearch.recorder import Recorder
 from hpsearch.runner._worker import TrialSetup, run_trial
+from hpsearch.spec import Study
 
 
 @dataclass
@@ -234,19 +236,53 @@ def _gpus_per_trial(setting: float | str, concurrency: int) -> float:
 
 
 def _start_ray(address: str | None) -> bool:
-    """Start local Ray (or join ``address``); return whether we own the instance."""
+    """Start local Ray (or join ``address``); return whether we own the instance.
+
+    Raises:
+        InputError: ``--address`` names no reachable Ray cluster.
+    """
     if ray.is_initialized():
         return False
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    ray.init(
-        address=address,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-        configure_logging=True,
-    )
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+            configure_logging=True,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        if address is None:
+            raise
+        raise InputError(
+            "--address",
+            "address",
+            f"cannot join a Ray cluster at {address!r}: {exc}",
+            "start one (`ray start --head`) or leave --address out to run locally",
+        ) from exc
     return True
+
+
+def _check_resources(study: Study, cpus: float, gpus: float) -> None:
+    """Refuse resources Ray cannot give: Tune would wait for them forever."""
+    resources = study.spec.resources
+    if resources.cpus_per_trial > cpus:
+        raise InputError(
+            study.source,
+            "resources.cpus_per_trial",
+            f"{resources.cpus_per_trial:g} CPUs per trial, but Ray has {cpus:g}",
+            f"give at most {cpus:g}",
+        )
+    wanted = resources.gpus_per_trial
+    if wanted != "auto" and wanted > gpus:
+        raise InputError(
+            study.source,
+            "resources.gpus_per_trial",
+            f"{wanted:g} GPUs per trial, but Ray has {gpus:g}",
+            "use `auto` (GPUs where there are any) or at most the GPUs Ray has",
+        )
 
 
 def run_study(
@@ -270,11 +306,10 @@ def run_study(
     console = console or Console(stderr=True)
     study = prepared.study
     spec = study.spec
-    summary = RunSummary(interrupted=recorder.fail_leftovers())
-    if summary.interrupted:
-        console.print(f"Marked {len(summary.interrupted)} trial(s) of an interrupted run FAIL.")
-    remaining = spec.budget.trials - recorder.n_finished()
+    leftovers = recorder.leftovers()
+    remaining = spec.budget.trials - recorder.n_finished() - len(leftovers)
     if remaining <= 0:
+        summary = RunSummary(interrupted=recorder.fail_leftovers())
         console.print(
             f"Study {spec.name!r} already has its {spec.budget.trials} trials; raise "
             "budget.trials (e.g. `--set budget.trials=N`) to run more."
@@ -285,6 +320,10 @@ def run_study(
     try:
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         per_trial = spec.resources.cpus_per_trial
+        _check_resources(study, cpus, float(ray.cluster_resources().get("GPU", 0.0)))
+        summary = RunSummary(interrupted=recorder.fail_leftovers())
+        if summary.interrupted:
+            console.print(f"Marked {len(summary.interrupted)} trial(s) of an interrupted run FAIL.")
         concurrency = max(1, math.floor(cpus / per_trial))
         if spec.resources.max_concurrent:
             concurrency = min(concurrency, spec.resources.max_concurrent)
