@@ -35,7 +35,7 @@ from hpsearch.errors import InputError
 from hpsearch.prepare import PreparedStudy
 from hpsearch.recorder import Recorder
 from hpsearch.runner._worker import TrialSetup, run_trial
-from hpsearch.spec import Study
+from hpsearch.spec import Study, StudySpec
 
 
 @dataclass
@@ -285,6 +285,28 @@ def _check_resources(study: Study, cpus: float, gpus: float) -> None:
         )
 
 
+def _concurrency(spec: StudySpec, cpus: float, remaining: int) -> int:
+    """Trials side by side: as many as the CPUs hold, capped by the study and by what is left."""
+    concurrency = max(1, math.floor(cpus / spec.resources.cpus_per_trial))
+    if spec.resources.max_concurrent:
+        concurrency = min(concurrency, spec.resources.max_concurrent)
+    return min(concurrency, remaining)
+
+
+def _make_scheduler(spec: StudySpec) -> TrialScheduler:
+    """ASHA on one metric, in epochs, up to the full budget; or FIFO (no early stopping)."""
+    if spec.scheduler.type == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="epoch",
+        metric=spec.scheduler.metric,
+        mode=spec.scheduler.mode,
+        max_t=spec.budget.epochs,
+        grace_period=min(spec.scheduler.grace_period, spec.budget.epochs),
+        reduction_factor=spec.scheduler.reduction_factor,
+    )
+
+
 def run_study(
     prepared: PreparedStudy,
     recorder: Recorder,
@@ -324,10 +346,7 @@ def run_study(
         summary = RunSummary(interrupted=recorder.fail_leftovers())
         if summary.interrupted:
             console.print(f"Marked {len(summary.interrupted)} trial(s) of an interrupted run FAIL.")
-        concurrency = max(1, math.floor(cpus / per_trial))
-        if spec.resources.max_concurrent:
-            concurrency = min(concurrency, spec.resources.max_concurrent)
-        concurrency = min(concurrency, remaining)
+        concurrency = _concurrency(spec, cpus, remaining)
         gpus = _gpus_per_trial(spec.resources.gpus_per_trial, concurrency)
         summary.concurrency = concurrency
         console.print(
@@ -342,18 +361,6 @@ def run_study(
             cpus=per_trial,
             gpus=gpus,
         )
-        scheduler: TrialScheduler
-        if spec.scheduler.type == "asha":
-            scheduler = ASHAScheduler(
-                time_attr="epoch",
-                metric=spec.scheduler.metric,
-                mode=spec.scheduler.mode,
-                max_t=spec.budget.epochs,
-                grace_period=min(spec.scheduler.grace_period, spec.budget.epochs),
-                reduction_factor=spec.scheduler.reduction_factor,
-            )
-        else:
-            scheduler = FIFOScheduler()
         deadline = time.monotonic() + spec.budget.seconds if spec.budget.seconds else None
         callback = RecorderCallback(
             recorder, summary, set(prepared.objective.METRICS), console, deadline
@@ -366,7 +373,7 @@ def run_study(
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=RecorderSearcher(recorder, summary),
-                scheduler=scheduler,
+                scheduler=_make_scheduler(spec),
                 num_samples=remaining,
                 max_concurrent_trials=concurrency,
                 reuse_actors=True,
@@ -406,8 +413,3 @@ def run_study(
         if owns_ray:
             ray.shutdown()
     return summary
-
-
-def ray_results_dir(results_dir: Path) -> Path:
-    """Where Ray Tune keeps its own per-trial logs and error files."""
-    return (results_dir / "ray").resolve()
