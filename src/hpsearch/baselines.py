@@ -255,14 +255,12 @@ def score_rise_time_cut(data: DataRef) -> CutScore:
     Reads the file batch by batch, as the networks do, so it works on files beyond memory;
     the split is the study's own, so the number compares with the trials' test accuracy.
     """
-    from hpsearch.data import BatchReader, Layout, iterate, make_split
+    from hpsearch.data import BatchReader, Layout, iterate
 
     info = data.info()
     period = float(info.attrs.get("sample_period_ns", 1.0))
     pretrigger = int(info.attrs.get("pretrigger_samples", max(1, info.event_shape[0] // 8)))
-    split = make_split(
-        info.n_events, seed=data.split_seed, fractions=data.fractions, block_size=data.block_size
-    )
+    split = data.split()
 
     def rises(blocks: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
         layout = Layout(data.x_key, data.y_key)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hpsearch.errors import HpsearchError, InputError
 
 if TYPE_CHECKING:
-    from hpsearch.data import BatchReader, DatasetInfo
+    from hpsearch.data import BatchReader, DatasetInfo, Split
 
 #: Every objective's reports carry these; the Recorder and the report rely on them.
 REQUIRED_METRICS = ("train_seconds",)
@@ -50,19 +50,24 @@ class DataRef:
 
         return inspect_dataset(self.path, Layout(self.x_key, self.y_key), scan_finite=False)
 
-    def readers(
-        self, batch_size: int, *, seed: int, eval_batch_size: int = 256
-    ) -> tuple[BatchReader, BatchReader, BatchReader]:
-        """Train (shuffled), validation and test readers over the study's split."""
-        from hpsearch.data import BatchReader, Layout, make_split
+    def split(self) -> Split:
+        """The study's train/validation/test split: the same for every trial and baseline."""
+        from hpsearch.data import make_split
 
-        info = self.info()
-        split = make_split(
-            info.n_events,
+        return make_split(
+            self.info().n_events,
             seed=self.split_seed,
             fractions=self.fractions,
             block_size=self.block_size,
         )
+
+    def readers(
+        self, batch_size: int, *, seed: int, eval_batch_size: int = 256
+    ) -> tuple[BatchReader, BatchReader, BatchReader]:
+        """Train (shuffled), validation and test readers over the study's split."""
+        from hpsearch.data import BatchReader, Layout
+
+        split = self.split()
         layout = Layout(self.x_key, self.y_key)
         train = BatchReader(
             self.path,
