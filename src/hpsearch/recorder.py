@@ -93,14 +93,12 @@ class Recorder:
     """
 
     def __init__(self, study: Study, storage: optuna.storages.BaseStorage) -> None:
-        self._study_file = study
         spec = study.spec
         self.name = spec.name
         self.storage = storage
         self._space = study.space
         self._metrics = [o.metric for o in spec.objectives]
         self._progress_metric = spec.scheduler.metric
-        self._epochs = spec.budget.epochs
         self._master_seed = spec.seed
         sampler = _optuna.make_sampler(spec.searcher, derive_seed(spec.seed, "sampler"))
         directions = [o.direction for o in spec.objectives]
@@ -171,13 +169,10 @@ class Recorder:
 
     def fail_leftovers(self) -> list[int]:
         """Mark trials left RUNNING by a killed run as FAIL, so resuming loses nothing else."""
-        numbers = []
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            self.storage.set_trial_user_attr(
-                trial._trial_id, "error", "interrupted: the run that started it ended first"
-            )
-            self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            numbers.append(trial.number)
+        numbers = self.leftovers()
+        for number in numbers:
+            self._set_attrs(number, {"error": "interrupted: the run that started it ended first"})
+            self.study.tell(number, state=TrialState.FAIL)
         return numbers
 
     # -- trials ----------------------------------------------------------------------------
