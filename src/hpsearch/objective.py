@@ -5,6 +5,22 @@ An objective file trains and scores one trial. It defines::
     METRICS = ("val_accuracy", "train_seconds", ...)   # what it reports, for validation
     def train(ctx: TrialContext) -> None: ...           # calls ctx.report(...) once per epoch
 
+and optionally::
+
+    def input_stats(data: DataRef) -> dict[str, Any]: ...   # e.g. {"amplitude_scale": 812.0}
+
+``input_stats`` computes what the inputs are normalised with (scales, offsets, the settings
+they assume) from the study's **training split** (``data.split().train``). The driver calls it
+once per study, before any trial, and every trial gets the same dict as ``ctx.input_stats``;
+the Recorder stores it with the study as provenance. Why not in each trial: statistics taken
+per trial (from one shuffled batch, say) vary with the trial's seed and batch size, so
+trials would differ in more than their parameters. The dict must be JSON-serialisable (plain
+floats, ints, strings and lists) and should depend only on the data and the split, never on a
+trial; for files too large to read whole, take a fixed sample of the training split (e.g. its
+first blocks, which the seeded split already spreads over the file). ``train`` should fall
+back to ``input_stats(ctx.data)`` when ``ctx.input_stats`` is empty, so that it also runs when
+called directly.
+
 The same file runs under Ray (``ctx.report`` is ``ray.tune.report``) and in a plain test
 (``ctx.report`` appends to a list), so objectives are testable without a cluster.
 """
@@ -13,7 +29,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -34,7 +50,23 @@ class TrialFailed(HpsearchError):
 
 @dataclass(frozen=True)
 class DataRef:
-    """A picklable pointer to a task's data and its split, sent to every trial."""
+    """A picklable pointer to a task's data and its split, sent to every trial.
+
+    Attributes:
+        path: Absolute path of the HDF5 file.
+        x_key: Dataset of the inputs.
+        y_key: Dataset of the labels.
+        fractions: Train, validation and test fractions of the split.
+        block_size: Events per block of the split.
+        split_seed: Seed of the split (derived from the study's master seed).
+        max_events: Cap on the training events a trial reads, or None.
+        dataset_info: What the driver's :func:`~hpsearch.data.inspect_dataset` found, so that
+            a trial's :meth:`info`, :meth:`split` and :meth:`readers` neither open the file nor
+            read every label of it again (each used to, twice per trial). None (e.g. a DataRef
+            made by hand) inspects the file when asked. It is a few numbers and the file's root
+            attributes; the split itself is not carried: it is computed from ``n_events`` in
+            memory, and its block list grows with the file while this pointer should stay small.
+    """
 
     path: str
     x_key: str
@@ -43,15 +75,26 @@ class DataRef:
     block_size: int
     split_seed: int
     max_events: int | None = None
+    dataset_info: DatasetInfo | None = field(default=None, compare=False, repr=False)
 
     def info(self) -> DatasetInfo:
-        """Inspect the file (cheap: no finite scan, the driver did that)."""
+        """What the file holds: the driver's inspection if carried, else a fresh one.
+
+        A fresh inspection is cheap-ish (no finite scan: the driver did that) but still reads
+        every label; :func:`hpsearch.prepare.prepare` makes DataRefs that never need it.
+        """
+        if self.dataset_info is not None:
+            return self.dataset_info
         from hpsearch.data import Layout, inspect_dataset
 
         return inspect_dataset(self.path, Layout(self.x_key, self.y_key), scan_finite=False)
 
     def split(self) -> Split:
-        """The study's train/validation/test split: the same for every trial and baseline."""
+        """The study's train/validation/test split: the same for every trial and baseline.
+
+        Computed from the number of events alone, without reading the file when
+        ``dataset_info`` is carried.
+        """
         from hpsearch.data import make_split
 
         return make_split(
@@ -95,6 +138,9 @@ class TrialContext:
         data: Where its data is.
         cpus: CPU cores it was given (TensorFlow threads are set to match).
         gpus: GPU share it was given.
+        input_stats: The study's input statistics: what the objective's ``input_stats(data)``
+            computed once from the training split, the same for every trial (empty when the
+            objective defines no such hook, or when ``train`` is called directly).
         report: Called once per epoch with a flat dict of metrics, including ``epoch``.
     """
 
@@ -105,6 +151,7 @@ class TrialContext:
     data: DataRef
     cpus: float = 1.0
     gpus: float = 0.0
+    input_stats: Mapping[str, Any] = field(default_factory=dict)
     report: Callable[[dict[str, Any]], None] = field(default=lambda metrics: None, repr=False)
 
 
@@ -152,6 +199,15 @@ def load_objective(path: str | Path, *, source: str | Path = "study") -> ModuleT
             "train",
             "the objective file defines no `train(ctx)` function",
             "define `def train(ctx: TrialContext) -> None`",
+        )
+    hook = getattr(module, "input_stats", None)
+    if hook is not None and not callable(hook):
+        del sys.modules[name]
+        raise InputError(
+            file,
+            "input_stats",
+            f"`input_stats` is a {type(hook).__name__}, not a function",
+            "define `def input_stats(data: DataRef) -> dict[str, Any]`, or remove the name",
         )
     metrics = getattr(module, "METRICS", None)
     if not isinstance(metrics, tuple | list) or not all(isinstance(m, str) for m in metrics):

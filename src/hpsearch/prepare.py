@@ -2,14 +2,20 @@
 
 A study that fails here has run nothing and stored nothing; the CLI turns the
 :class:`~hpsearch.errors.InputError` into exit code 2.
+
+What is learned here once is handed to every trial rather than learned again in each: the
+file's inspection travels inside the :class:`~hpsearch.objective.DataRef`, and the objective's
+input statistics (computed from the training split) in :attr:`PreparedStudy.input_stats`.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from rich.console import Console
 
@@ -29,12 +35,17 @@ class PreparedStudy:
         info: What the data file holds.
         data: The picklable pointer to data and split that every trial gets.
         objective: The imported objective module.
+        input_stats: What the objective's optional ``input_stats(data)`` hook computed from the
+            training split, as plain JSON values (``{}`` without the hook). Every trial gets
+            this same dict as ``TrialContext.input_stats``, and the Recorder stores it with the
+            study, so all trials normalise their inputs alike and the record says how.
     """
 
     study: Study
     info: DatasetInfo
     data: DataRef
     objective: ModuleType
+    input_stats: dict[str, Any] = field(default_factory=dict)
 
 
 def simulate_hint(study: Study) -> str:
@@ -105,5 +116,68 @@ def prepare(study: Study, console: Console) -> PreparedStudy:
         block_size=spec.data.block_size,
         split_seed=derive_seed(spec.seed, "split"),
         max_events=spec.data.max_events,
+        dataset_info=info,
     )
-    return PreparedStudy(study=study, info=info, data=data, objective=objective)
+    stats = compute_input_stats(objective, data, spec.objective_path())
+    return PreparedStudy(study=study, info=info, data=data, objective=objective, input_stats=stats)
+
+
+def compute_input_stats(objective: ModuleType, data: DataRef, source: str | Path) -> dict[str, Any]:
+    """Call the objective's ``input_stats(data)`` hook, if it has one, and check its result.
+
+    The result goes through JSON and back, so trials use exactly the values that storage keeps
+    (tuples become lists, numpy scalars and arrays plain numbers and lists); NaN and infinity
+    are refused, since a NaN scale would make every trial fail.
+
+    Args:
+        objective: The imported objective module.
+        data: The study's data; the hook reads its training split.
+        source: The objective file, for error messages.
+
+    Returns:
+        The statistics as plain JSON values, or ``{}`` when the objective has no hook.
+
+    Raises:
+        InputError: The hook failed (a :class:`~hpsearch.errors.DataError` from reading the
+            data passes through as it is), or returned something other than a JSON object of
+            finite values.
+    """
+    hook = getattr(objective, "input_stats", None)
+    if hook is None:
+        return {}
+    try:
+        stats = hook(data)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(
+            source,
+            "input_stats",
+            f"computing the input statistics failed: {type(exc).__name__}: {exc}",
+            "fix the objective's `input_stats(data)` so that it runs on the study's data",
+        ) from exc
+    if not isinstance(stats, dict) or not all(isinstance(k, str) for k in stats):
+        raise InputError(
+            source,
+            "input_stats",
+            f"`input_stats(data)` returned {type(stats).__name__}, not a dict with str keys",
+            'return a dict of plain values, e.g. {"amplitude_scale": 812.0}',
+        )
+    try:
+        plain: dict[str, Any] = json.loads(json.dumps(stats, allow_nan=False, default=_tolist))
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            source,
+            "input_stats",
+            f"`input_stats(data)` returned values that are not finite JSON values: {exc}",
+            "return plain floats, ints, strings and lists (use float(x) for numpy numbers), "
+            "all finite",
+        ) from exc
+    return plain
+
+
+def _tolist(value: Any) -> Any:
+    """JSON fallback for numpy scalars and arrays (anything with ``tolist``)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

@@ -43,6 +43,7 @@ def keras_dataset(
     *,
     add_channel_axis: bool = True,
     transform: Callable[[npt.NDArray[np.float32]], npt.NDArray[Any]] | None = None,
+    before_read: Callable[[], None] | None = None,
 ) -> keras.utils.PyDataset:
     """Wrap ``reader`` as a ``keras.utils.PyDataset`` for ``model.fit`` and ``model.evaluate``.
 
@@ -53,10 +54,13 @@ def keras_dataset(
         reader: The reader of one split.
         add_channel_axis: Append a channel axis, ``(batch, n)`` becoming ``(batch, n, 1)``.
         transform: Applied to each input batch before the channel axis; result cast to float32.
+        before_read: Called before each batch is read (to time passes, say).
 
     Returns:
         A PyDataset that forwards ``__len__``, ``__getitem__`` and ``on_epoch_end`` to ``reader``.
     """
     from hpsearch.data._keras import keras_dataset as adapt
 
-    return adapt(reader, add_channel_axis=add_channel_axis, transform=transform)
+    return adapt(
+        reader, add_channel_axis=add_channel_axis, transform=transform, before_read=before_read
+    )

@@ -35,17 +35,21 @@ class _ReaderDataset(keras.utils.PyDataset):
         reader: BatchReader,
         add_channel_axis: bool,
         transform: Callable[[npt.NDArray[np.float32]], npt.NDArray[Any]] | None,
+        before_read: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
         self.reader = reader
         self.add_channel_axis = add_channel_axis
         self.transform = transform
+        self.before_read = before_read
         self._in_epoch = False
 
     def __len__(self) -> int:
         return len(self.reader)
 
     def __getitem__(self, index: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        if self.before_read is not None:
+            self.before_read()
         x, y = self.reader.batch(index)
         if self.transform is not None:
             x = np.asarray(self.transform(x), dtype=np.float32)
@@ -75,6 +79,7 @@ def keras_dataset(
     *,
     add_channel_axis: bool = True,
     transform: Callable[[npt.NDArray[np.float32]], npt.NDArray[Any]] | None = None,
+    before_read: Callable[[], None] | None = None,
 ) -> keras.utils.PyDataset:
     """Wrap ``reader`` for ``model.fit`` / ``model.evaluate``.
 
@@ -90,8 +95,11 @@ def keras_dataset(
             ``(batch, n_samples, 1)``, as ``Conv1D`` and recurrent layers expect.
         transform: Applied to each input batch before the channel axis is added, e.g. a
             normalisation; its result is cast to float32.
+        before_read: Called before every batch is read from disk, e.g. to note when Keras
+            starts a validation pass: it reads batches to infer their shapes before the pass
+            signals its start to callbacks.
 
     Returns:
         A ``keras.utils.PyDataset`` yielding ``(x float32, y int64)`` batches.
     """
-    return _ReaderDataset(reader, add_channel_axis, transform)
+    return _ReaderDataset(reader, add_channel_axis, transform, before_read)
