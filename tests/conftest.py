@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,21 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: Every test starts from the same random state, whatever ran before it.
+TEST_SEED = 1234
+
+
+@pytest.fixture(autouse=True)
+def seeded() -> int:
+    """Seed Python's and numpy's global generators (and Keras's, once a test imported it)."""
+    import numpy as np
+
+    random.seed(TEST_SEED)
+    np.random.seed(TEST_SEED)
+    if "keras" in sys.modules:
+        sys.modules["keras"].utils.set_random_seed(TEST_SEED)
+    return TEST_SEED
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hpsearch.cli import main
+from hpsearch.lifecycle import decide
 from hpsearch.recorder import Recorder, open_storage
 from hpsearch.spec import load_study
 
@@ -37,7 +38,8 @@ def _one_complete_trial(path: Path) -> None:
         "n_params": 321,
         "complete": True,
     }
-    recorder.record_complete(ticket.number, result, [])
+    outcome = decide(result, objectives=["val_accuracy", "train_seconds"], epochs=4)
+    recorder.finish(ticket.number, outcome, [])
 
 
 def test_report_reads_storage_and_writes_the_plot(
@@ -49,7 +51,18 @@ def test_report_reads_storage_and_writes_the_plot(
     out = capsys.readouterr().out
     assert "0.8100" in out and "0.7900" in out and "321" in out
     html = Path("results/synthetic/pareto.html").read_text()
-    assert "Pareto front" in html and "stopped early" in html
+    # The page's Plotly.newPlot(id, data, ...) call: the one trial is the front, at its values.
+    decoder = json.JSONDecoder()
+    start = html.rindex("Plotly.newPlot(") + len("Plotly.newPlot(")
+    _, end = decoder.raw_decode(html, start + len(html[start:]) - len(html[start:].lstrip()))
+    rest = html[end:].lstrip().removeprefix(",")
+    data, _ = decoder.raw_decode(rest.lstrip())
+    points = {trace["name"]: list(zip(trace["x"], trace["y"], strict=True)) for trace in data}
+    assert points == {
+        "complete (dominated) [0]": [],
+        "Pareto front [1]": [(3.5, 0.81)],
+        "stopped early by the scheduler (partial values, not on the front) [0]": [],
+    }
 
 
 def test_report_of_unknown_study_exits_2(

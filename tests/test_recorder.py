@@ -13,8 +13,11 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch.errors import InputError
+from hpsearch.lifecycle import decide
 from hpsearch.recorder import Recorder, open_storage
 from hpsearch.spec import load_study
+
+OBJECTIVES = ["val_accuracy", "train_seconds"]
 
 
 @pytest.fixture
@@ -33,20 +36,17 @@ def _epochs(recorder: Recorder, number: int, n: int, *, complete: bool) -> dict[
     return result
 
 
+def _finish(recorder: Recorder, number: int, last: dict[str, object] | None, **how: object) -> None:
+    outcome = decide(last, objectives=OBJECTIVES, epochs=4, **how)  # type: ignore[arg-type]
+    recorder.finish(number, outcome, history=[{"epoch": 1}])
+
+
 def test_complete_pruned_fail_read_back_with_plain_optuna(recorder: Recorder) -> None:
     complete, pruned, failed = recorder.ask(), recorder.ask(), recorder.ask()
-    recorder.record_complete(
-        complete.number,
-        _epochs(recorder, complete.number, 4, complete=True),
-        history=[{"epoch": 1}],
-    )
-    recorder.record_pruned(
-        pruned.number,
-        _epochs(recorder, pruned.number, 1, complete=False),
-        history=[],
-        reason="scheduler",
-    )
-    recorder.record_failed(failed.number, "Traceback ...\nValueError: boom", None, history=[])
+    _finish(recorder, complete.number, _epochs(recorder, complete.number, 4, complete=True))
+    pruned_last = _epochs(recorder, pruned.number, 1, complete=False)
+    _finish(recorder, pruned.number, pruned_last, scheduler_stopped=True)
+    _finish(recorder, failed.number, None, error="Traceback ...\nValueError: boom")
 
     stored = optuna.load_study(study_name="synthetic", storage="sqlite:///results/test.db")
     trials = {t.number: t for t in stored.get_trials()}
@@ -81,7 +81,7 @@ def test_complete_pruned_fail_read_back_with_plain_optuna(recorder: Recorder) ->
 
 def test_optuna_cli_reads_the_study(recorder: Recorder) -> None:
     ticket = recorder.ask()
-    recorder.record_complete(ticket.number, _epochs(recorder, ticket.number, 4, complete=True), [])
+    _finish(recorder, ticket.number, _epochs(recorder, ticket.number, 4, complete=True))
     optuna_cli = Path(sys.executable).with_name("optuna")
     out = subprocess.run(
         [
@@ -105,29 +105,100 @@ def test_optuna_cli_reads_the_study(recorder: Recorder) -> None:
 
 def test_missing_objective_value_is_fail_not_complete(recorder: Recorder) -> None:
     ticket = recorder.ask()
-    recorder.record_complete(
+    _finish(
+        recorder,
         ticket.number,
         {"epoch": 4, "val_accuracy": float("nan"), "train_seconds": 3.0, "complete": True},
-        [],
     )
     trial = recorder.study.get_trials()[0]
     assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["stop_reason"] == "no_value"
     assert "val_accuracy" in trial.user_attrs["error"]
+    assert recorder.n_counted() == 1  # a failure of the objective counts against the budget
 
 
-def test_leftover_running_trials_become_fail_and_budget_counts(
+def test_leftover_running_trials_become_cut_fail_not_counted(
     synthetic_study: Callable[..., Path],
 ) -> None:
     study = load_study(synthetic_study())
     first = Recorder(study, open_storage(study.spec.storage))
     first.ask()  # a run killed here leaves this trial RUNNING
     again = Recorder(study, open_storage(study.spec.storage))
-    assert again.n_finished() == 0
+    assert again.n_counted() == 0
     assert again.fail_leftovers() == [0]
-    assert again.n_finished() == 1
     trial = again.study.get_trials()[0]
     assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["stop_reason"] == "interrupted"
     assert "interrupted" in trial.user_attrs["error"]
+    assert again.n_counted() == 0, "a trial the run cut was never judged: not in the budget"
+
+
+@pytest.mark.parametrize("reason", ["time_budget", "interrupted", "failure_streak"])
+def test_trials_cut_by_the_run_are_fail_never_pruned(recorder: Recorder, reason: str) -> None:
+    ticket = recorder.ask()
+    _finish(
+        recorder,
+        ticket.number,
+        _epochs(recorder, ticket.number, 2, complete=False),
+        run_stop=reason,
+    )
+    trial = recorder.study.get_trials()[0]
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["stop_reason"] == reason
+    assert trial.user_attrs["epochs_reached"] == 2
+    assert recorder.n_counted() == 0
+
+
+def test_single_objective_pruned_trial_stores_no_value(
+    synthetic_study: Callable[..., Path],
+) -> None:
+    """Optuna's tell(PRUNED) copies the last intermediate value (the scheduler's val_accuracy)
+    into a single-objective study's value: here that would be val_loss = 0.7."""
+    study = load_study(
+        synthetic_study(
+            objectives=[{"metric": "val_loss", "direction": "minimize"}],
+            scheduler={"type": "asha", "metric": "val_accuracy", "mode": "max"},
+        )
+    )
+    recorder = Recorder(study, open_storage(study.spec.storage))
+    ticket = recorder.ask()
+    last = {"epoch": 2, "val_accuracy": 0.7, "val_loss": 0.4, "train_seconds": 2.0}
+    recorder.record_epoch(ticket.number, {"epoch": 1, "val_accuracy": 0.6})
+    recorder.record_epoch(ticket.number, last)
+    outcome = decide(last, objectives=["val_loss"], epochs=4, scheduler_stopped=True)
+    recorder.finish(ticket.number, outcome, history=[])
+    trial = optuna.load_study(study_name="synthetic", storage="sqlite:///results/test.db").trials[0]
+    assert trial.state == TrialState.PRUNED
+    assert trial.values is None
+    assert trial.user_attrs["val_loss"] == 0.4
+    assert trial.intermediate_values == {1: 0.6, 2: 0.7}
+
+
+@pytest.mark.parametrize(
+    "searcher", [{"type": "random"}, {"type": "optuna-tpe", "n_startup_trials": 10}]
+)
+def test_a_resumed_search_continues_the_sequence(
+    synthetic_study: Callable[..., Path], searcher: dict[str, object]
+) -> None:
+    """Three trials, a new run of three more: new parameters, the same as one run of six."""
+
+    def run(name: str, sizes: list[int]) -> list[float]:
+        study = load_study(synthetic_study(name=name, searcher=searcher))
+        drawn = []
+        for size in sizes:  # one Recorder per `hpsearch run`
+            recorder = Recorder(study, open_storage(study.spec.storage))
+            for _ in range(size):
+                ticket = recorder.ask()
+                drawn.append(float(ticket.params["x"]))
+                last = _epochs(recorder, ticket.number, 4, complete=True)
+                last["val_accuracy"] = 0.5 + 0.1 * ticket.params["x"]
+                _finish(recorder, ticket.number, last)
+        return drawn
+
+    resumed = run("resumed", [3, 3])
+    assert len(set(resumed)) == 6, f"the second run drew the first run's parameters: {resumed}"
+    assert resumed == run("in_one_go", [6])
+    assert resumed[:3] == run("first_three", [3])
 
 
 def test_same_name_with_another_space_is_refused(
@@ -162,9 +233,18 @@ def test_tpe_keeps_sampling_after_pruned_trials_with_curves(
         result = _epochs(recorder, ticket.number, 1 + index % 4, complete=index % 2 == 0)
         if index % 2 == 0:
             result["val_accuracy"] = 0.5 + 0.01 * index
-            recorder.record_complete(ticket.number, result, [])
+            _finish(recorder, ticket.number, result)
         else:
-            recorder.record_pruned(ticket.number, result, [], reason="scheduler")
+            _finish(recorder, ticket.number, result, scheduler_stopped=True)
     assert 0.0 <= recorder.ask().params["x"] <= 1.0
     states = [t.state for t in recorder.study.get_trials()]
     assert states.count(TrialState.PRUNED) == 4 and states.count(TrialState.COMPLETE) == 4
+
+
+def test_sqlite_storage_runs_in_write_ahead_log_mode(recorder: Recorder) -> None:
+    import sqlite3
+
+    recorder.ask()
+    with sqlite3.connect("results/test.db") as connection:
+        (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+    assert mode == "wal"

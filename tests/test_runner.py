@@ -1,8 +1,16 @@
-"""Studies through Ray Tune + ASHA, end to end, asserting what landed in storage."""
+"""Studies through Ray Tune + ASHA, end to end, asserting what landed in storage.
+
+The synthetic objective (tests/objectives/synthetic.py) reports what its worker saw and when it
+trained, so these tests compare storage with the worker and measure training itself.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+import re
+import socket
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -11,7 +19,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.cli import main
 
+sys.path.insert(0, str(Path(__file__).parent / "objectives"))
+from synthetic import quality
+
 pytestmark = pytest.mark.e2e
+
+STORAGE = "sqlite:///results/test.db"
 
 
 def _trials(storage: str, name: str) -> dict[int, FrozenTrial]:
@@ -19,23 +32,55 @@ def _trials(storage: str, name: str) -> dict[int, FrozenTrial]:
     return {t.number: t for t in study.get_trials()}
 
 
-def _peak_overlap(trials: list[FrozenTrial]) -> int:
-    events = []
-    for t in trials:
-        assert t.datetime_start is not None and t.datetime_complete is not None
-        events += [(t.datetime_start, 1), (t.datetime_complete, -1)]
+def _space(**values: object) -> None:
+    lines = ["params:", "  x: {type: float, low: 0.0, high: 1.0}"]
+    lines += [f"  {key}: {value}" for key, value in {"fail_on": -1, **values}.items()]
+    (Path("search_spaces") / "synthetic.yaml").write_text("\n".join(lines) + "\n")
+
+
+def _training_interval(trial: FrozenTrial) -> tuple[float, float]:
+    """When the trial trained, by the clock inside its worker."""
+    history = trial.user_attrs["history"]
+    return history[0]["trained_from"], history[-1]["trained_to"]
+
+
+def _peak_overlap(intervals: list[tuple[float, float]]) -> int:
+    events = [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals]
     peak = running = 0
-    for _, step in sorted(events, key=lambda e: (e[0], e[1])):
+    for _, step in sorted(events):
         running += step
         peak = max(peak, running)
     return peak
 
 
+def _assert_worker_saw_what_storage_holds(trial: FrozenTrial) -> None:
+    assert trial.user_attrs["seen_x"] == trial.params["x"]
+    assert trial.user_attrs["seen_seed"] == trial.user_attrs["seed"]
+    if trial.state == TrialState.COMPLETE:
+        assert trial.values is not None
+        assert trial.values[0] == pytest.approx(quality(trial.number, trial.params["x"]))
+        epochs = trial.user_attrs["epochs_reached"]
+        assert trial.values[1] == pytest.approx(epochs * (0.5 + 0.5 * trial.params["x"]))
+
+
+@pytest.fixture
+def fake_gpu_ray() -> Iterator[None]:
+    """A local Ray that declares 2 CPUs and 1 GPU: Ray schedules GPUs as plain resources."""
+    import ray
+
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
 def test_asha_states_and_worker_reuse(synthetic_study: Callable[..., Path]) -> None:
     """One trial at a time, so ASHA's decisions are known: see tests/objectives/synthetic.py."""
+    _space(fail_on=2)
     path = synthetic_study(resources={"cpus_per_trial": 1, "max_concurrent": 1})
     assert main(["run", str(path)]) == 0
-    trials = _trials("sqlite:///results/test.db", "synthetic")
+    trials = _trials(STORAGE, "synthetic")
     assert {n: t.state for n, t in trials.items()} == {
         0: TrialState.COMPLETE,  # first at every rung: always continues
         1: TrialState.PRUNED,  # worse than trial 0 at the first rung
@@ -52,76 +97,96 @@ def test_asha_states_and_worker_reuse(synthetic_study: Callable[..., Path]) -> N
     assert cut.user_attrs["epochs_reached"] == 1
     assert cut.user_attrs["stop_reason"] == "scheduler"
     assert list(cut.intermediate_values) == [1]
+    assert failed.user_attrs["stop_reason"] == "error"
     assert "synthetic failure of trial 2" in failed.user_attrs["error"]
+    for trial in (done, cut, trials[3]):
+        _assert_worker_saw_what_storage_holds(trial)
     # reuse_actors: the trial after a finished one runs in the same worker process.
     assert done.user_attrs["worker_pid"] == cut.user_attrs["worker_pid"]
-    assert Path("results/synthetic/pareto.html").stat().st_size > 10_000
 
 
-def test_trials_run_concurrently_and_resume_adds_only_the_rest(
+def test_trials_train_concurrently_and_resume_continues_the_search(
     synthetic_study: Callable[..., Path],
 ) -> None:
+    _space(sleep=0.4)
     path = synthetic_study(
         scheduler={"type": "fifo"},
         budget={"trials": 4, "epochs": 3},
         resources={"cpus_per_trial": 1, "max_concurrent": 2},
     )
-    (Path("search_spaces") / "synthetic.yaml").write_text(
-        "params:\n  x: {type: float, low: 0.0, high: 1.0}\n  fail_on: -1\n  sleep: 0.4\n"
-    )
     assert main(["run", str(path)]) == 0
-    trials = _trials("sqlite:///results/test.db", "synthetic")
-    assert all(t.state == TrialState.COMPLETE for t in trials.values())
-    assert _peak_overlap(list(trials.values())) == 2
+    first = _trials(STORAGE, "synthetic")
+    assert all(t.state == TrialState.COMPLETE for t in first.values())
+    # Overlap of the training itself, timed inside the workers (not of ask and tell).
+    assert _peak_overlap([_training_interval(t) for t in first.values()]) == 2
 
-    assert main(["run", str(path), "--set", "budget.trials=5"]) == 0
-    assert len(_trials("sqlite:///results/test.db", "synthetic")) == 5
-    assert main(["run", str(path), "--set", "budget.trials=5"]) == 0  # nothing left to do
-    assert len(_trials("sqlite:///results/test.db", "synthetic")) == 5
+    assert main(["run", str(path), "--set", "budget.trials=6"]) == 0
+    both = _trials(STORAGE, "synthetic")
+    assert len(both) == 6
+    first_x = {first[n].params["x"] for n in first}
+    second_x = {both[n].params["x"] for n in (4, 5)}
+    assert not first_x & second_x, "the resumed run drew the first run's parameters again"
+    for trial in both.values():
+        _assert_worker_saw_what_storage_holds(trial)
+    assert main(["run", str(path), "--set", "budget.trials=6"]) == 0  # nothing left to do
+    assert len(_trials(STORAGE, "synthetic")) == 6
 
 
-def test_time_budget_stops_trials_as_pruned(synthetic_study: Callable[..., Path]) -> None:
+def test_time_budget_cuts_trials_as_fail_and_frees_their_budget(
+    synthetic_study: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _space(sleep=0.5)
     path = synthetic_study(
-        scheduler={"type": "fifo"},
-        budget={"trials": 3, "epochs": 40, "seconds": 10},
+        scheduler={"type": "asha", "metric": "val_accuracy", "mode": "max", "grace_period": 40},
+        budget={"trials": 3, "epochs": 40, "seconds": 8},
         resources={"cpus_per_trial": 1, "max_concurrent": 1},
     )
-    (Path("search_spaces") / "synthetic.yaml").write_text(
-        "params:\n  x: {type: float, low: 0.0, high: 1.0}\n  fail_on: -1\n  sleep: 0.5\n"
-    )
     assert main(["run", str(path)]) == 0
-    trials = _trials("sqlite:///results/test.db", "synthetic")
+    trials = _trials(STORAGE, "synthetic")
     assert trials, "at least the first trial started"
-    assert all(t.state == TrialState.PRUNED for t in trials.values())
-    assert trials[0].user_attrs["stop_reason"] == "time_budget"
+    assert [t.state for t in trials.values()] == [TrialState.FAIL] * len(trials)
+    assert {t.user_attrs["stop_reason"] for t in trials.values()} == {"time_budget"}
     assert 1 <= trials[0].user_attrs["epochs_reached"] < 40
+    err = " ".join(capsys.readouterr().err.split())
+    assert re.search(r"trial +0 FAIL", err) and not re.search(r"trial +\d+ PRUNED", err)
+    assert "PRUNED 0" in err
+
+    # The cut trials were never judged: a rerun still has all 3 trials of its budget ahead.
+    assert main(["run", str(path), "--set", "budget.seconds=2"]) == 0
+    assert "Running 3 trial(s)" in " ".join(capsys.readouterr().err.split())
 
 
-def test_xgamma_resnet_tiny_end_to_end(
-    write_study: Callable[..., Path], xgamma_file: Path, capsys: pytest.CaptureFixture[str]
+def test_one_decision_drives_storage_console_and_streak(
+    synthetic_study: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The shipped objective and space, for real, on tiny data: Keras in Ray workers."""
-    path = write_study(
-        data__path=str(xgamma_file),
-        budget={"trials": 2, "epochs": 2},
+    """train_seconds reported but not listed in METRICS: stored, shown and counted COMPLETE;
+    a final NaN: stored, shown and counted FAIL, and the failure streak stops the run."""
+    path = synthetic_study(
         scheduler={"type": "fifo"},
-        storage="sqlite:///results/xgamma.db",
+        budget={"trials": 6, "epochs": 2, "max_failures_in_a_row": 2},
+        resources={"cpus_per_trial": 1, "max_concurrent": 1},
+    )
+    (Path("objectives") / "synthetic.py").write_text(
+        "import math\n"
+        "METRICS = ('val_accuracy',)\n"
+        "def train(ctx):\n"
+        "    for epoch in (1, 2):\n"
+        "        last = epoch == 2\n"
+        "        value = math.nan if last and ctx.number >= 1 else 0.5 + 0.1 * epoch\n"
+        "        ctx.report({'epoch': epoch, 'val_accuracy': value,\n"
+        "                    'train_seconds': 1.0 * epoch, 'complete': last})\n"
     )
     assert main(["run", str(path)]) == 0
-    trials = _trials("sqlite:///results/xgamma.db", "xgamma_resnet")
-    assert len(trials) == 2
-    for trial in trials.values():
-        assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("error")
-        val_accuracy, train_seconds = trial.values  # type: ignore[misc]
-        assert 0.0 <= val_accuracy <= 1.0
-        assert train_seconds > 0
-        assert 0.0 <= trial.user_attrs["test_accuracy"] <= 1.0
-        assert trial.user_attrs["n_params"] > 0
-        assert [h["epoch"] for h in trial.user_attrs["history"]] == [1, 2]
-        assert trial.params["blocks"] + 2 >= 3 or trial.params["blocks"] >= 1
-    out = capsys.readouterr().out
-    assert "Pareto-optimal trials" in out
-    assert "test_accuracy" in out
+    trials = _trials(STORAGE, "synthetic")
+    states = [t.state for t in trials.values()]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
+    assert trials[0].values == pytest.approx([0.7, 2.0])
+    assert trials[1].user_attrs["stop_reason"] == "no_value"
+    err = " ".join(capsys.readouterr().err.split())
+    assert "trial 0 COMPLETE" in err
+    assert "trial 1 FAIL" in err and "trial 2 FAIL" in err
+    assert "COMPLETE 1, PRUNED 0, FAIL 2" in err
+    assert "2 trials failed in a row" in err
 
 
 def test_a_streak_of_failures_stops_the_run(synthetic_study: Callable[..., Path]) -> None:
@@ -134,14 +199,99 @@ def test_a_streak_of_failures_stops_the_run(synthetic_study: Callable[..., Path]
         "def train(ctx):\n    raise RuntimeError('broken objective')\n"
     )
     assert main(["run", str(path)]) == 0
-    trials = _trials("sqlite:///results/test.db", "synthetic")
-    states = [t.state for t in trials.values()]
-    assert states[:2] == [TrialState.FAIL, TrialState.FAIL]
-    assert len(states) < 8, "the run went on after the streak"
-    assert all(
-        "broken objective" in t.user_attrs.get("error", "") or t.state != TrialState.FAIL
-        for t in trials.values()
+    trials = _trials(STORAGE, "synthetic")
+    assert [t.state for t in trials.values()] == [TrialState.FAIL, TrialState.FAIL]
+    assert all("broken objective" in t.user_attrs["error"] for t in trials.values())
+    assert {t.user_attrs["stop_reason"] for t in trials.values()} == {"error"}
+
+
+def test_an_objective_that_returns_early_fails(synthetic_study: Callable[..., Path]) -> None:
+    path = synthetic_study(
+        scheduler={"type": "fifo"},
+        budget={"trials": 1, "epochs": 3},
+        resources={"cpus_per_trial": 1, "max_concurrent": 1},
     )
+    (Path("objectives") / "synthetic.py").write_text(
+        "METRICS = ('val_accuracy', 'train_seconds')\n"
+        "def train(ctx):\n"
+        "    ctx.report({'epoch': 1, 'val_accuracy': 0.6, 'train_seconds': 1.0})\n"
+    )
+    assert main(["run", str(path)]) == 0
+    (trial,) = _trials(STORAGE, "synthetic").values()
+    assert trial.state == TrialState.FAIL
+    assert "returned after epoch 1 of 3" in trial.user_attrs["error"]
+
+
+def test_trials_wait_for_a_free_gpu_before_they_are_asked(
+    synthetic_study: Callable[..., Path], fake_gpu_ray: None
+) -> None:
+    """One GPU, one GPU per trial, two CPUs: one trial at a time, each asked when it can start,
+    and the time budget cuts (FAIL) instead of pruning trials that never trained."""
+    _space(sleep=0.6)
+    path = synthetic_study(
+        scheduler={"type": "fifo"},
+        budget={"trials": 4, "epochs": 3, "seconds": 10},
+        resources={"cpus_per_trial": 1, "gpus_per_trial": 1},
+    )
+    assert main(["run", str(path)]) == 0
+    trials = sorted(_trials(STORAGE, "synthetic").values(), key=lambda t: t.number)
+    trained = [t for t in trials if t.user_attrs.get("history")]
+    assert len(trained) >= 2
+    assert _peak_overlap([_training_interval(t) for t in trained]) == 1
+    for before, after in itertools.pairwise(trained):
+        assert after.datetime_start is not None
+        # Asked after the trial before it had finished training, not proposed blind with it.
+        assert after.datetime_start.timestamp() >= _training_interval(before)[1] - 0.05
+    assert not [t for t in trials if t.state == TrialState.PRUNED]
+    cut = [t for t in trials if t.state == TrialState.FAIL]
+    assert all(t.user_attrs["stop_reason"] == "time_budget" for t in cut)
+
+
+def test_xgamma_resnet_tiny_end_to_end(
+    write_study: Callable[..., Path], xgamma_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped objective and space, for real, on tiny data: Keras in Ray workers."""
+    import h5py
+
+    from hpsearch.models import build_resnet1d
+
+    with h5py.File(xgamma_file, "r") as file:
+        n_samples = file["waveforms"].shape[1]
+    path = write_study(
+        data__path=str(xgamma_file),
+        budget={"trials": 2, "epochs": 2},
+        scheduler={"type": "fifo"},
+        storage="sqlite:///results/xgamma.db",
+    )
+    assert main(["run", str(path)]) == 0
+    trials = _trials("sqlite:///results/xgamma.db", "xgamma_resnet")
+    assert len(trials) == 2
+    stored = optuna.load_study(study_name="xgamma_resnet", storage="sqlite:///results/xgamma.db")
+    assert stored.user_attrs["input_stats"]["amplitude_scale"] > 0
+    for trial in trials.values():
+        assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("error")
+        val_accuracy, train_seconds = trial.values  # type: ignore[misc]
+        assert 0.0 <= val_accuracy <= 1.0
+        assert train_seconds > 0
+        assert 0.0 <= trial.user_attrs["test_accuracy"] <= 1.0
+        assert [h["epoch"] for h in trial.user_attrs["history"]] == [1, 2]
+        # The network the worker trained is the one the stored parameters describe.
+        p = trial.params
+        model = build_resnet1d(
+            (n_samples, 1),
+            2,
+            blocks=p["blocks"],
+            filters=p["filters"],
+            kernel_size=p["kernel_size"],
+            dropout=p["dropout"],
+            l2=p["l2"],
+            noise_std=p["noise_std"],
+            downsample=p["downsample"],
+        )
+        assert trial.user_attrs["n_params"] == model.count_params()
+    assert trials[0].params != trials[1].params
+    out = capsys.readouterr().out
+    assert "Pareto-optimal trials" in out
 
 
 def test_resources_ray_cannot_give_exit_2_and_run_nothing(
@@ -150,13 +300,17 @@ def test_resources_ray_cannot_give_exit_2_and_run_nothing(
     path = synthetic_study(resources={"cpus_per_trial": 1, "gpus_per_trial": 1})
     assert main(["run", str(path)]) == 2  # this machine (and CI) has no GPU
     err = " ".join(capsys.readouterr().err.split())
-    assert "resources.gpus_per_trial" in err and "but Ray has 0" in err
-    assert _trials("sqlite:///results/test.db", "synthetic") == {}
+    assert "resources.gpus_per_trial" in err
+    assert _trials(STORAGE, "synthetic") == {}
 
 
-def test_unreachable_cluster_exits_2(
+def test_unreachable_cluster_exits_2_at_once(
     synthetic_study: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # `auto` with no cluster running: Ray says so at once.
-    assert main(["run", str(synthetic_study()), "--address", "auto"]) == 2
-    assert "cannot join a Ray cluster" in " ".join(capsys.readouterr().err.split())
+    with socket.socket() as sock:  # a port nothing listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        assert main(["run", str(synthetic_study()), "--address", f"127.0.0.1:{port}"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--address" in err and "nothing answers" in err
+    assert _trials(STORAGE, "synthetic") == {}

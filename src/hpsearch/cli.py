@@ -89,17 +89,13 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     storage = open_storage(
         study.spec.storage, source=(args.storage and "--storage") or study.source
     )
-    recorder = Recorder(study, storage)
+    recorder = Recorder(study, storage, input_stats=prepared.input_stats)
 
     from hpsearch.runner import run_study
 
     summary = run_study(prepared, recorder, console=console, address=args.address)
     if summary.numbers:
-        states = [summary.states.get(n, "RUNNING") for n in summary.numbers]
-        console.print(
-            f"This run: {len(summary.numbers)} trial(s) in {summary.wall_seconds:.0f} s, "
-            + ", ".join(f"{s} {states.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL"))
-        )
+        console.print(summary.line())
     print_report(recorder.study, Console(), _html_path(study.spec.results_dir, study.spec.name))
     return 0
 

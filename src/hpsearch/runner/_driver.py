@@ -2,19 +2,24 @@
 
 Who does what:
 
-* :class:`RecorderSearcher` (a Tune ``Searcher``) asks the Recorder for each new trial, so
-  Optuna's sampler sees the stored history, running trials included;
+* :class:`RecorderSearcher` (a Tune ``Searcher``) asks the Recorder for each new trial, only
+  when a trial slot is free (``max_concurrent_trials`` is the cluster's real slot count, GPUs
+  included), so Optuna's sampler sees the stored history, running trials included;
 * ASHA watches one metric (``scheduler.metric``) per epoch, as it must: ASHA is single-metric,
-  while the search has several objectives;
-* :class:`RecorderCallback` (a Tune ``Callback``) hands every epoch and every ending to the
-  Recorder, which decides COMPLETE / PRUNED / FAIL from what the trial actually did.
+  while the search has several objectives. :class:`_DecisionsKept` notes which trials it
+  stopped: only those may end PRUNED;
+* :class:`RecorderCallback` (a Tune ``Callback``) turns every epoch and every ending into
+  :mod:`hpsearch.lifecycle` events; the one :class:`~hpsearch.lifecycle.Outcome` decided per
+  trial drives what is stored, what is printed, the counts and the failure streak;
+* :class:`_RunStopper` asks :class:`~hpsearch.lifecycle.RunStop` whether the run as a whole
+  ends (time budget, failure streak); trials it cuts are FAIL with that reason, not PRUNED.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
+import socket
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -31,11 +36,14 @@ from ray.tune.search import Searcher
 from ray.tune.stopper import Stopper
 from rich.console import Console
 
+from hpsearch import lifecycle
 from hpsearch.errors import InputError
+from hpsearch.lifecycle import FailureStreak, Outcome, RunStop
 from hpsearch.prepare import PreparedStudy
 from hpsearch.recorder import Recorder
-from hpsearch.runner._worker import TrialSetup, run_trial
-from hpsearch.spec import Study, StudySpec
+from hpsearch.runner._resources import ResourcePlan, plan_resources
+from hpsearch.runner._worker import REPORT_KEY, TrialSetup, run_trial
+from hpsearch.spec import StudySpec
 
 
 @dataclass
@@ -44,17 +52,40 @@ class RunSummary:
 
     Attributes:
         numbers: Trial numbers this run started.
-        states: Final state name of each of them.
-        interrupted: Trials of an earlier, killed run marked FAIL at start.
+        outcomes: How each of them ended.
+        interrupted: Trials of an earlier, killed run ended as cut at start.
         wall_seconds: Wall time of the Tune run.
-        concurrency: Trials run side by side (the limit this run set).
+        plan: Resources per trial and trials side by side.
+        stop_reason: Why the run stopped before its trial budget, if it did.
     """
 
     numbers: list[int] = field(default_factory=list)
-    states: dict[int, str] = field(default_factory=dict)
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
     interrupted: list[int] = field(default_factory=list)
     wall_seconds: float = 0.0
-    concurrency: int = 0
+    plan: ResourcePlan | None = None
+    stop_reason: str | None = None
+
+    @property
+    def states(self) -> dict[int, str]:
+        """Final state name of each trial this run started and ended."""
+        return {number: outcome.state for number, outcome in self.outcomes.items()}
+
+    @property
+    def concurrency(self) -> int:
+        """Trials run side by side (the limit this run set)."""
+        return self.plan.concurrency if self.plan else 0
+
+    def line(self) -> str:
+        """One line on what this run did, for the terminal."""
+        counts = lifecycle.tally(self.outcomes.values())
+        cut = sum(outcome.cut for outcome in self.outcomes.values())
+        text = f"This run: {len(self.numbers)} trial(s) in {self.wall_seconds:.0f} s, " + ", ".join(
+            f"{state} {n}" for state, n in counts.items()
+        )
+        if cut:
+            text += f" ({cut} cut short by the run: {self.stop_reason}, not counted)"
+        return text
 
 
 class _Unpicklable:
@@ -69,12 +100,18 @@ class _Unpicklable:
 
 
 class RecorderSearcher(_Unpicklable, Searcher):
-    """A Tune searcher whose every suggestion is an Optuna ``ask`` through the Recorder."""
+    """A Tune searcher whose every suggestion is an Optuna ``ask`` through the Recorder.
 
-    def __init__(self, recorder: Recorder, summary: RunSummary) -> None:
+    Tune asks only while fewer than ``max_concurrent_trials`` trials are live, and that limit
+    is the cluster's real slot count, so a trial is asked for when it can start, and Optuna's
+    start time is (nearly) its real start. Nothing is asked once the run is stopping.
+    """
+
+    def __init__(self, recorder: Recorder, summary: RunSummary, run_stop: RunStop) -> None:
         super().__init__(metric=None, mode=None)
         self._recorder = recorder
         self._summary = summary
+        self._run_stop = run_stop
 
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
@@ -83,7 +120,9 @@ class RecorderSearcher(_Unpicklable, Searcher):
         return True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        """Ask Optuna for the next trial's parameters."""
+        """Ask Optuna for the next trial's parameters (None: not now)."""
+        if self._run_stop.check() is not None:
+            return None
         ticket = self._recorder.ask()
         self._summary.numbers.append(ticket.number)
         return {"number": ticket.number, "seed": ticket.seed, "params": ticket.params}
@@ -94,45 +133,65 @@ class RecorderSearcher(_Unpicklable, Searcher):
         """Nothing to do: the RecorderCallback records outcomes."""
 
 
+class _DecisionsKept:
+    """Remembers which trials the scheduler itself decided to stop: only those are PRUNED."""
+
+    def __init__(self) -> None:
+        self.stopped: set[int] = set()
+
+    def note(self, trial: Trial, decision: str) -> str:
+        if decision == TrialScheduler.STOP:
+            self.stopped.add(int(trial.config["number"]))
+        return decision
+
+
+class _ASHA(_Unpicklable, ASHAScheduler):
+    """Ray's ASHA, keeping a record of its STOP decisions."""
+
+    def __init__(self, decisions: _DecisionsKept, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.decisions = decisions
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
+        """ASHA's decision, noted."""
+        return self.decisions.note(trial, super().on_trial_result(tune_controller, trial, result))
+
+
 class RecorderCallback(_Unpicklable, Callback):
-    """Passes each epoch and each ending of a trial to the Recorder, and tells the user."""
+    """Turns Tune's events into one Outcome per trial, and hands it to every consumer."""
 
     def __init__(
         self,
         recorder: Recorder,
         summary: RunSummary,
-        metrics: set[str],
+        spec: StudySpec,
+        run_stop: RunStop,
+        decisions: _DecisionsKept,
         console: Console,
-        deadline: float | None,
     ) -> None:
         self._recorder = recorder
         self._summary = summary
-        self._metrics = metrics | {"epoch", "complete"}
+        self._objectives = [o.metric for o in spec.objectives]
+        self._shown = [*self._objectives, spec.scheduler.metric]
+        self._epochs = spec.budget.epochs
+        self._run_stop = run_stop
+        self._decisions = decisions
         self._console = console
-        self._deadline = deadline
         self._history: dict[int, list[dict[str, Any]]] = {}
         self._last: dict[int, dict[str, Any]] = {}
-        self.failures_in_a_row = 0
-
-    def _own(self, result: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in result.items() if k in self._metrics}
 
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
     ) -> None:
         """Store the epoch's progress metric as an Optuna intermediate value."""
         number = int(trial.config["number"])
-        own = self._own(result)
-        if "pid" in result:  # which worker process ran it: shows actor reuse in storage
-            own["worker_pid"] = int(result["pid"])
+        own = dict(result.get(REPORT_KEY, {}))
         self._last[number] = own
         self._history.setdefault(number, []).append(
             {
                 k: v
                 for k, v in own.items()
-                if k in self._metrics
-                and not k.startswith("test_")
-                and k not in ("complete", "n_params")
+                if not k.startswith("test_") and k not in ("complete", "n_params", "worker_pid")
             }
         )
         self._recorder.record_epoch(number, own)
@@ -140,62 +199,73 @@ class RecorderCallback(_Unpicklable, Callback):
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        """COMPLETE when the trial reported its last epoch, PRUNED when it was stopped."""
+        """COMPLETE, PRUNED (the scheduler stopped it) or FAIL: see :func:`lifecycle.decide`."""
         number = int(trial.config["number"])
-        last = self._last.get(number, {})
-        history = self._history.get(number, [])
-        if last.get("complete"):
-            self._recorder.record_complete(number, last, history)
-            self._finished(number, "COMPLETE", last)
-        else:
-            reason = "time_budget" if self.budget_spent() else "scheduler"
-            self._recorder.record_pruned(number, last, history, reason)
-            self._finished(number, "PRUNED", last)
+        self.finish(
+            number,
+            lifecycle.decide(
+                self._last.get(number),
+                objectives=self._objectives,
+                epochs=self._epochs,
+                scheduler_stopped=number in self._decisions.stopped,
+                run_stop=self._run_stop.reason,
+            ),
+        )
 
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         """FAIL, with the trial's error text."""
         number = int(trial.config["number"])
-        error = _error_text(trial)
-        self._recorder.record_failed(
-            number, str(error), self._last.get(number), self._history.get(number, [])
+        outcome = lifecycle.decide(
+            self._last.get(number),
+            objectives=self._objectives,
+            epochs=self._epochs,
+            error=_error_text(trial),
         )
-        self._finished(number, "FAIL", {"error": str(error).strip().splitlines()[-1]})
+        self.finish(number, outcome)
+
+    def unended(self) -> list[int]:
+        """Trials this run asked for that have no outcome yet."""
+        return [n for n in self._summary.numbers if n not in self._summary.outcomes]
 
     def finish_leftovers(self, reason: str) -> None:
-        """Record trials Tune never ended (time budget hit, Ctrl-C) as PRUNED."""
-        for number in self._summary.numbers:
-            if number not in self._summary.states:
-                last = self._last.get(number, {})
-                self._recorder.record_pruned(number, last, self._history.get(number, []), reason)
-                self._finished(number, "PRUNED", last)
+        """End the trials Tune left unended (the run stopped under them) as cut for ``reason``."""
+        for number in self.unended():
+            outcome = lifecycle.decide(
+                self._last.get(number),
+                objectives=self._objectives,
+                epochs=self._epochs,
+                run_stop=reason,
+            )
+            self.finish(number, outcome)
 
-    def budget_spent(self) -> bool:
-        """Whether the study's wall-time budget has run out."""
-        return self._deadline is not None and time.monotonic() >= self._deadline
-
-    def _finished(self, number: int, state: str, last: dict[str, Any]) -> None:
-        self._summary.states[number] = state
-        self.failures_in_a_row = self.failures_in_a_row + 1 if state == "FAIL" else 0
-        style = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}[state]
-        epoch = last.get("epoch", 0)
-        detail = ", ".join(
-            f"{k} {v:.4g}" for k, v in last.items() if k in ("val_accuracy", "train_seconds")
-        )
-        if state == "FAIL":
-            detail = str(last.get("error", ""))[:120]
+    def finish(self, number: int, outcome: Outcome) -> None:
+        """Store, count, and print one trial's outcome."""
+        self._recorder.finish(number, outcome, self._history.get(number, []))
+        self._summary.outcomes[number] = outcome
+        self._run_stop.streak.add(outcome)
+        style = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}[outcome.state]
+        if outcome.state == "FAIL":
+            detail = outcome.summary()[:160]
+        else:
+            detail = ", ".join(
+                f"{k} {v:.4g}"
+                for k, v in outcome.last.items()
+                if k in self._shown and isinstance(v, int | float)
+            )
         self._console.print(
-            f"  trial {number:>3} [{style}]{state:<8}[/] epoch {epoch:>3}  {detail}"
+            f"  trial {number:>3} [{style}]{outcome.state:<8}[/] epoch {outcome.epochs:>3}  "
+            f"{detail}",
+            highlight=False,
         )
 
 
-class FailureStreakStopper(_Unpicklable, Stopper):
-    """Ends the run when trials keep failing: a broken objective should not eat the budget."""
+class _RunStopper(_Unpicklable, Stopper):
+    """Tune's view of :class:`RunStop`: ends the run on the time budget or a failure streak."""
 
-    def __init__(self, callback: RecorderCallback, limit: int, console: Console) -> None:
-        self._callback = callback
-        self._limit = limit
+    def __init__(self, run_stop: RunStop, console: Console) -> None:
+        self._run_stop = run_stop
         self._console = console
         self._said = False
 
@@ -204,16 +274,23 @@ class FailureStreakStopper(_Unpicklable, Stopper):
         return False
 
     def stop_all(self) -> bool:
-        """Stop everything after ``limit`` failures in a row."""
-        if self._callback.failures_in_a_row < self._limit:
+        """Stop everything once the run has a reason to stop."""
+        reason = self._run_stop.check()
+        if reason is None:
             return False
         if not self._said:
-            self._console.print(
-                f"[red]Stopping: {self._limit} trials failed in a row.[/] Their errors are "
-                "stored on the trials (user attribute `error`); fix the objective and rerun "
-                "to continue the study."
-            )
             self._said = True
+            if reason == lifecycle.FAILURE_STREAK:
+                self._console.print(
+                    f"[red]Stopping: {self._run_stop.streak.limit} trials failed in a row.[/] "
+                    "Their errors are stored on the trials (user attribute `error`); fix the "
+                    "objective and rerun to continue the study."
+                )
+            elif reason == lifecycle.TIME_BUDGET:
+                self._console.print(
+                    "[yellow]Stopping: the time budget (budget.seconds) ran out.[/] Trials cut "
+                    "short are stored FAIL and do not count against budget.trials."
+                )
         return True
 
 
@@ -225,16 +302,6 @@ def _error_text(trial: Trial) -> str:
     return str(trial.get_error() or "the trial raised an error (Tune saved no text)")
 
 
-def _gpus_per_trial(setting: float | str, concurrency: int) -> float:
-    gpus = float(ray.cluster_resources().get("GPU", 0.0))
-    if setting != "auto":
-        return float(setting)
-    if gpus <= 0:
-        return 0.0
-    # Pack the concurrent trials onto the GPUs there are: fractional GPUs per trial.
-    return min(1.0, gpus / max(1, concurrency))
-
-
 def _start_ray(address: str | None) -> bool:
     """Start local Ray (or join ``address``); return whether we own the instance.
 
@@ -243,6 +310,8 @@ def _start_ray(address: str | None) -> bool:
     """
     if ray.is_initialized():
         return False
+    if address is not None:
+        _probe(address)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     try:
@@ -265,39 +334,41 @@ def _start_ray(address: str | None) -> bool:
     return True
 
 
-def _check_resources(study: Study, cpus: float, gpus: float) -> None:
-    """Refuse resources Ray cannot give: Tune would wait for them forever."""
-    resources = study.spec.resources
-    if resources.cpus_per_trial > cpus:
+def _probe(address: str) -> None:
+    """Refuse at once an address where nothing listens: ``ray.init`` would wait forever.
+
+    Raises:
+        InputError: ``host:port`` (or ``ray://host:port``) refuses or times out a connection.
+    """
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return  # `auto` and other forms: Ray itself answers those quickly
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            pass
+    except OSError as exc:
         raise InputError(
-            study.source,
-            "resources.cpus_per_trial",
-            f"{resources.cpus_per_trial:g} CPUs per trial, but Ray has {cpus:g}",
-            f"give at most {cpus:g}",
-        )
-    wanted = resources.gpus_per_trial
-    if wanted != "auto" and wanted > gpus:
-        raise InputError(
-            study.source,
-            "resources.gpus_per_trial",
-            f"{wanted:g} GPUs per trial, but Ray has {gpus:g}",
-            "use `auto` (GPUs where there are any) or at most the GPUs Ray has",
-        )
+            "--address",
+            "address",
+            f"nothing answers at {address!r} ({exc})",
+            "start the cluster (`ray start --head`) and give its address, e.g. "
+            "`--address HEAD_IP:6379` or `--address ray://HEAD_IP:10001`, or leave --address "
+            "out to run locally",
+        ) from exc
 
 
-def _concurrency(spec: StudySpec, cpus: float, remaining: int) -> int:
-    """Trials side by side: as many as the CPUs hold, capped by the study and by what is left."""
-    concurrency = max(1, math.floor(cpus / spec.resources.cpus_per_trial))
-    if spec.resources.max_concurrent:
-        concurrency = min(concurrency, spec.resources.max_concurrent)
-    return min(concurrency, remaining)
+def _alive_nodes() -> list[dict[str, float]]:
+    """Each alive node's resources, e.g. ``{"CPU": 16.0, "GPU": 1.0, ...}``."""
+    return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
 
 
-def _make_scheduler(spec: StudySpec) -> TrialScheduler:
+def _make_scheduler(spec: StudySpec, decisions: _DecisionsKept) -> TrialScheduler:
     """ASHA on one metric, in epochs, up to the full budget; or FIFO (no early stopping)."""
     if spec.scheduler.type == "fifo":
         return FIFOScheduler()
-    return ASHAScheduler(
+    return _ASHA(
+        decisions,
         time_attr="epoch",
         metric=spec.scheduler.metric,
         mode=spec.scheduler.mode,
@@ -329,7 +400,7 @@ def run_study(
     study = prepared.study
     spec = study.spec
     leftovers = recorder.leftovers()
-    remaining = spec.budget.trials - recorder.n_finished() - len(leftovers)
+    remaining = spec.budget.trials - recorder.n_counted()
     if remaining <= 0:
         summary = RunSummary(interrupted=recorder.fail_leftovers())
         console.print(
@@ -340,75 +411,73 @@ def run_study(
 
     owns_ray = _start_ray(address)
     try:
-        cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        per_trial = spec.resources.cpus_per_trial
-        _check_resources(study, cpus, float(ray.cluster_resources().get("GPU", 0.0)))
-        summary = RunSummary(interrupted=recorder.fail_leftovers())
-        if summary.interrupted:
-            console.print(f"Marked {len(summary.interrupted)} trial(s) of an interrupted run FAIL.")
-        concurrency = _concurrency(spec, cpus, remaining)
-        gpus = _gpus_per_trial(spec.resources.gpus_per_trial, concurrency)
-        summary.concurrency = concurrency
+        plan = plan_resources(study, _alive_nodes(), remaining)
+        summary = RunSummary(interrupted=recorder.fail_leftovers(), plan=plan)
+        if leftovers:
+            console.print(
+                f"Ended {len(leftovers)} trial(s) left running by an interrupted run as FAIL "
+                "(cut short, not counted)."
+            )
         console.print(
-            f"[bold]Running[/] {remaining} trial(s) of {spec.name!r}, {concurrency} at a time "
-            f"({per_trial:g} CPU{f', {gpus:.3g} GPU' if gpus else ''} each), "
+            f"[bold]Running[/] {remaining} trial(s) of {spec.name!r}, {plan.concurrency} at a "
+            f"time ({plan.cpus:g} CPU{f', {plan.gpus:.4g} GPU' if plan.gpus else ''} each), "
             f"up to {spec.budget.epochs} epochs, storage {spec.storage}"
         )
         setup = TrialSetup(
             objective_file=str(spec.objective_path().resolve()),
             data=prepared.data,
             epochs=spec.budget.epochs,
-            cpus=per_trial,
-            gpus=gpus,
+            cpus=plan.cpus,
+            gpus=plan.gpus,
+            deterministic=spec.deterministic,
+            input_stats=prepared.input_stats,
         )
         deadline = time.monotonic() + spec.budget.seconds if spec.budget.seconds else None
-        callback = RecorderCallback(
-            recorder, summary, set(prepared.objective.METRICS), console, deadline
-        )
+        run_stop = RunStop(FailureStreak(spec.budget.max_failures_in_a_row), deadline)
+        decisions = _DecisionsKept()
+        callback = RecorderCallback(recorder, summary, spec, run_stop, decisions, console)
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, setup=setup), {"cpu": per_trial, "gpu": gpus}
+            tune.with_parameters(run_trial, setup=setup), {"cpu": plan.cpus, "gpu": plan.gpus}
         )
+        # Tune's CSV, JSON and TensorBoard files per trial: nothing reads them (storage does).
+        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=RecorderSearcher(recorder, summary),
-                scheduler=_make_scheduler(spec),
+                search_alg=RecorderSearcher(recorder, summary, run_stop),
+                scheduler=_make_scheduler(spec, decisions),
                 num_samples=remaining,
-                max_concurrent_trials=concurrency,
+                max_concurrent_trials=plan.concurrency,
                 reuse_actors=True,
-                time_budget_s=spec.budget.seconds,
             ),
             run_config=tune.RunConfig(
                 name=f"{spec.name}-{stamp}",
                 storage_path=str((spec.results_dir / "ray").resolve()),
                 callbacks=[callback],
-                stop=FailureStreakStopper(callback, spec.budget.max_failures_in_a_row, console),
+                stop=_RunStopper(run_stop, console),
                 verbose=0,
                 failure_config=tune.FailureConfig(max_failures=0),
             ),
         )
         started = time.monotonic()
-        # Trials Tune leaves unended: cut by the time budget after a normal return,
-        # otherwise by whatever stopped the run (Ctrl-C, an error in the driver).
-        reason = "run_aborted"
+        # Tune returns normally after a first Ctrl-C too: trials it left unended without a
+        # stop of ours were interrupted.
+        reason = lifecycle.RUN_ABORTED
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 tuner.fit()
-            # Tune returns normally after a first Ctrl-C too; only a spent budget is the budget.
-            if callback.budget_spent():
-                reason = "time_budget"
-            elif callback.failures_in_a_row >= spec.budget.max_failures_in_a_row:
-                reason = "failure_streak"
-            else:
-                reason = "interrupted"
+            reason = run_stop.reason or lifecycle.INTERRUPTED
         except KeyboardInterrupt:
-            reason = "interrupted"
+            reason = lifecycle.INTERRUPTED
             raise
         finally:
             summary.wall_seconds = time.monotonic() - started
-            callback.finish_leftovers(reason)
+            if callback.unended():
+                run_stop.stop(reason)
+                callback.finish_leftovers(run_stop.reason or reason)
+            summary.stop_reason = run_stop.reason
     finally:
         if owns_ray:
             ray.shutdown()

@@ -1,17 +1,23 @@
 """What runs inside a Ray worker process: one trial of the study's objective.
 
-Ray reuses worker processes across trials (``reuse_actors``), so TensorFlow is imported and
-configured once per process, and each trial only clears the Keras session it inherits.
+Ray reuses worker processes across trials (``reuse_actors``), so TensorFlow is imported (by
+objectives that use it) once per process, configured through its environment, and each trial
+only clears the Keras session it inherits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from hpsearch.objective import DataRef, TrialContext, load_objective
+from hpsearch.objective import DataRef, TrialContext, TrialFailed, load_objective
 
-_configured_threads: int | None = None
+#: Key under which a report carries exactly what the objective reported (Ray adds its own keys,
+#: such as ``time_total_s`` and ``pid``, beside it at the top level).
+REPORT_KEY = "hpsearch"
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,8 @@ class TrialSetup:
         epochs: The full training budget of one trial.
         cpus: CPU cores per trial; TensorFlow's thread pools are sized to match.
         gpus: GPU share per trial; TensorFlow allocates GPU memory on demand when > 0.
+        deterministic: Turn on TensorFlow's op determinism (``study.deterministic``).
+        input_stats: The study's input normalisation, computed once on the training split.
     """
 
     objective_file: str
@@ -31,37 +39,77 @@ class TrialSetup:
     epochs: int
     cpus: float
     gpus: float
+    deterministic: bool = False
+    input_stats: Mapping[str, Any] = field(default_factory=dict)
 
 
-def configure_tensorflow(cpus: float, gpus: float) -> None:
-    """Size TensorFlow's thread pools to the trial's cores and let GPU memory grow.
+def tensorflow_env(cpus: float, gpus: float, *, deterministic: bool = False) -> dict[str, str]:
+    """The environment TensorFlow reads when it starts in a worker, sized to one trial.
 
-    Without this, two trials on two cores each start one thread per core and oversubscribe
-    the machine, and a trial on a fractional GPU grabs the whole card (ray#13680).
+    Without it, two trials on two cores each start one thread per core and oversubscribe the
+    machine, and a trial on a fractional GPU grabs the whole card (ray#13680). Set as
+    environment variables (which TensorFlow reads when its runtime starts) rather than through
+    ``tf.config`` calls, so that a worker imports TensorFlow only if its objective does: an
+    objective without Keras pays no TensorFlow import, and one with Keras pays it once per
+    reused worker process. With ``deterministic`` every op runs deterministically (or raises
+    for an op that has no deterministic kernel), which is what makes GPU runs repeat.
     """
-    global _configured_threads
-    threads = max(1, round(cpus))
-    if _configured_threads is not None:
-        return
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    threads = str(max(1, round(cpus)))
+    env = {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads}
     if gpus > 0:
-        for device in tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.set_memory_growth(device, True)
-    _configured_threads = threads
+        env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    if deterministic:
+        env["TF_DETERMINISTIC_OPS"] = "1"
+    return env
+
+
+class ReportChannel:
+    """``ctx.report`` in a Ray worker: sends each epoch to Tune and notes whether it completed.
+
+    Tune adds its own keys to every result, so the objective's report travels unfiltered under
+    :data:`REPORT_KEY`; the driver reads that and nothing else (filtering Tune's keys by the
+    objective's ``METRICS`` once dropped ``train_seconds`` from objectives that did not list it).
+    The scheduler's metric and ``epoch`` stay at the top level too, where the scheduler reads
+    them.
+
+    Args:
+        send: ``ray.tune.report`` (or any callable taking a dict, in tests).
+    """
+
+    def __init__(self, send: Callable[[dict[str, Any]], None]) -> None:
+        self._send = send
+        self.completed = False
+        self.last_epoch = 0
+
+    def __call__(self, metrics: Mapping[str, Any]) -> None:
+        """Send one epoch's metrics."""
+        own = {**metrics, "worker_pid": os.getpid()}
+        self.completed = self.completed or bool(metrics.get("complete"))
+        self.last_epoch = int(metrics.get("epoch", self.last_epoch) or 0)
+        self._send({**metrics, REPORT_KEY: own})
+
+    def check_completed(self, epochs: int) -> None:
+        """Fail a trial whose objective returned before reporting its last epoch.
+
+        Raises:
+            TrialFailed: The objective returned without a report marked ``complete``.
+        """
+        if not self.completed:
+            raise TrialFailed(
+                f"the objective returned after epoch {self.last_epoch} of {epochs} without "
+                "reporting its last epoch with `complete=True`"
+            )
 
 
 def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """Ray Tune function trainable: train one trial, reporting each epoch to Tune."""
     from ray import tune
 
-    configure_tensorflow(setup.cpus, setup.gpus)
-    import keras
-
-    keras.backend.clear_session()
+    os.environ.update(tensorflow_env(setup.cpus, setup.gpus, deterministic=setup.deterministic))
+    if "keras" in sys.modules:  # a reused worker: drop the previous trial's models and graphs
+        sys.modules["keras"].backend.clear_session()
     objective = load_objective(setup.objective_file)
+    channel = ReportChannel(tune.report)
     ctx = TrialContext(
         number=int(config["number"]),
         params=config["params"],
@@ -70,6 +118,8 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
         data=setup.data,
         cpus=setup.cpus,
         gpus=setup.gpus,
-        report=tune.report,
+        input_stats=setup.input_stats,
+        report=channel,
     )
     objective.train(ctx)
+    channel.check_completed(setup.epochs)

@@ -13,9 +13,11 @@ from collections.abc import Container, Sequence
 from typing import Any
 
 import optuna
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.spec import CategoricalParam, FloatParam, IntParam, SearcherSpec, SearchSpace
+from hpsearch.seeding import derive_seed
+from hpsearch.spec import CategoricalParam, FloatParam, IntParam, SearchSpace, StudySpec
 
 
 def suggest(space: SearchSpace, trial: optuna.Trial) -> dict[str, Any]:
@@ -52,29 +54,80 @@ def distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDist
     return out
 
 
-def make_sampler(spec: SearcherSpec, seed: int) -> optuna.samplers.BaseSampler:
-    """Build the sampler a study file names.
+class OptunaSearcher:
+    """Chooses each trial's parameters with an Optuna sampler over the stored study.
 
-    TPE runs with ``constant_liar`` because Ray keeps several trials running at once: without
-    it, every concurrent ask sees the same history and proposes nearly the same point.
+    The sampler is made anew for every trial, seeded from the study's master seed and the
+    trial's number. A resumed run therefore continues the sequence where the stored study left
+    it instead of drawing the first run's parameters again (a sampler seeded once per run
+    restarts its random stream on every ``hpsearch run``), and a study replays exactly for a
+    given history. Samplers keep no state hpsearch relies on between trials: the history they
+    learn from is the storage.
+
+    Args:
+        spec: The study (searcher settings, master seed, scheduler direction).
     """
-    if spec.type == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return ParetoSafeTPESampler(
-            seed=seed, n_startup_trials=spec.n_startup_trials, constant_liar=True
+
+    def __init__(self, spec: StudySpec) -> None:
+        self._spec = spec.searcher
+        self._seed = spec.seed
+        self._progress = (
+            StudyDirection.MAXIMIZE if spec.scheduler.mode == "max" else StudyDirection.MINIMIZE
         )
 
+    def sampler(self, number: int) -> optuna.samplers.BaseSampler:
+        """The sampler that proposes trial ``number``."""
+        seed = derive_seed(self._seed, "sampler", number)
+        if self._spec.type == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # constant_liar: Ray keeps several trials running at once; without it every
+            # concurrent ask sees the same history and proposes nearly the same point.
+            return SchedulerAwareTPESampler(
+                progress_direction=self._progress,
+                seed=seed,
+                n_startup_trials=self._spec.n_startup_trials,
+                constant_liar=True,
+            )
 
-class _PrunedCurvesHidden:
-    """A study as TPE should see it in a multi-objective search: pruned trials without curves.
 
-    Everything but the trial lists is the real study's.
+class _PrunedRankedByScheduler:
+    """The study as TPE should see it: pruned trials ranked in the scheduler's direction.
+
+    Upstream (optuna 5.0.0, ``optuna/samplers/_tpe/sampler.py``), TPE ranks PRUNED trials by
+    ``(-last_step, value at last_step)`` in ``study.direction`` (``_get_pruned_trial_score``):
+
+    * in a multi-objective study ``study.direction`` raises ("A single direction cannot be
+      retrieved from a multi-objective study"), so the first ask after a pruned trial with
+      per-epoch values crashes. Optuna never meets this itself because ``Trial.report`` refuses
+      multi-objective studies, but trials written through the storage API (as hpsearch's
+      Recorder writes them, and as ``add_trial`` allows) have them. Reproduce::
+
+          s = optuna.create_study(directions=["maximize", "minimize"],
+                                  sampler=optuna.samplers.TPESampler(n_startup_trials=1))
+          s.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, params={"x": 0.1},
+              distributions={"x": FloatDistribution(0, 1)}, intermediate_values={1: 0.5}))
+          s.ask().suggest_float("x", 0, 1)   # RuntimeError in study.direction
+
+    * in a single-objective study the intermediate values are taken in the objective's
+      direction, but the early-stopping scheduler may watch another metric in the other
+      direction (minimise ``val_loss``, stop on ``val_accuracy``), which ranks pruned trials
+      backwards.
+
+    This view answers ``direction`` with the scheduler's direction in multi-objective studies,
+    and in single-objective studies whose scheduler direction differs it hands TPE the pruned
+    trials with negated intermediate values; so Optuna's own rule (furthest first, then best
+    value there) ranks them. It relies on TPE reading trials through ``Study._get_trials``:
+    the Optuna versions it is tested with are pinned in pyproject.toml, and
+    ``tests/test_searchers.py`` checks the ranking's effect on proposals.
     """
 
-    def __init__(self, study: optuna.Study) -> None:
+    def __init__(self, study: optuna.Study, progress: StudyDirection) -> None:
         self._study = study
+        directions = study.directions
+        self._flip = len(directions) == 1 and directions[0] != progress
+        self.direction = directions[0] if len(directions) == 1 else progress
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
@@ -86,38 +139,46 @@ class _PrunedCurvesHidden:
         use_cache: bool = False,
     ) -> list[FrozenTrial]:
         trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
-        return _without_pruned_curves(trials)
+        return self._oriented(trials)
 
     def get_trials(
         self, deepcopy: bool = True, states: Container[TrialState] | None = None
     ) -> list[FrozenTrial]:
-        return _without_pruned_curves(self._study.get_trials(deepcopy=deepcopy, states=states))
+        return self._oriented(self._study.get_trials(deepcopy=deepcopy, states=states))
+
+    def _oriented(self, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+        if not self._flip:
+            return list(trials)
+        out = []
+        for trial in trials:
+            if trial.state == TrialState.PRUNED and trial.intermediate_values:
+                trial = copy.copy(trial)
+                trial.intermediate_values = {
+                    step: -value for step, value in trial.intermediate_values.items()
+                }
+            out.append(trial)
+        return out
 
 
-def _without_pruned_curves(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    out = []
-    for trial in trials:
-        if trial.state == TrialState.PRUNED and trial.intermediate_values:
-            trial = copy.copy(trial)
-            trial.intermediate_values = {}
-        out.append(trial)
-    return out
+class SchedulerAwareTPESampler(optuna.samplers.TPESampler):
+    """TPE that ranks pruned trials by how far they got and how good they were there.
 
+    hpsearch stores each epoch of the scheduler's metric as an intermediate value, in every
+    study, single- or multi-objective; this sampler shows TPE those values in the scheduler's
+    direction (see :class:`_PrunedRankedByScheduler`), so a trial ASHA let run to epoch 4
+    counts as better than one it stopped at epoch 1, and among equals the better value wins.
 
-class ParetoSafeTPESampler(optuna.samplers.TPESampler):
-    """TPE that tolerates PRUNED trials with per-epoch values in multi-objective studies.
-
-    Optuna's TPE ranks pruned trials by their last intermediate value along
-    ``study.direction``, which a multi-objective study does not have: it raises. Optuna never
-    meets this itself (``Trial.report`` refuses multi-objective studies), but hpsearch stores
-    every trial's per-epoch values. So TPE is shown pruned trials without them; they then all
-    rank below the complete trials, as in Optuna's own multi-objective TPE.
+    Args:
+        progress_direction: Direction of the scheduler's metric (``scheduler.mode``).
+        **kwargs: TPESampler's arguments.
     """
 
+    def __init__(self, *, progress_direction: StudyDirection, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._progress_direction = progress_direction
+
     def _view(self, study: optuna.Study) -> optuna.Study:
-        if len(study.directions) > 1:
-            return _PrunedCurvesHidden(study)  # type: ignore[return-value]
-        return study
+        return _PrunedRankedByScheduler(study, self._progress_direction)  # type: ignore[return-value]
 
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial

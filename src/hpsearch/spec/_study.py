@@ -130,6 +130,11 @@ class StudySpec(_Strict):
     resources: ResourcesSpec = ResourcesSpec()
     storage: str = DEFAULT_STORAGE
     results_dir: Path = Path("results")
+    deterministic: bool = Field(
+        False,
+        description="TensorFlow op determinism: a trial's numbers repeat bit for bit on the "
+        "same machine and software, at some cost in speed",
+    )
 
     @model_validator(mode="after")
     def _distinct_objectives(self) -> Self:
