@@ -1,162 +1,487 @@
 """Results: the Pareto table in the terminal and the Pareto plot as a plotly HTML page.
 
-Both read the stored study with plain Optuna, so they show exactly what storage holds. The
-front is Optuna's own (``study.best_trials``: non-dominated COMPLETE trials). Trials the
-scheduler stopped early are drawn apart, at their partial values, and never enter the front:
-half-trained values are not comparable to finished ones. Test metrics are shown, never used to
-choose.
+Both read the stored study with plain Optuna, so they show exactly what storage holds, and both
+draw in the study's own objectives (``study.user_attrs["objectives"]``, in order, with
+``study.directions``): a report that assumed a cost axis would show a study of other objectives
+against a metric it never optimized.
+
+The front is the set of non-dominated COMPLETE trials, as ``study.best_trials`` defines it.
+Trials the scheduler stopped early are drawn apart, at their partial values, and never enter the
+front: half-trained values are not comparable to finished ones. Test metrics are shown, never
+used to choose.
+
+A stored study is read once per report (:class:`StudyView`): each read of ``study.user_attrs``
+or of the trials is a storage round trip and a deep copy, and a report of a few hundred trials
+that looked a metric up through the study would read storage a thousand times.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.table import Table
 
-#: Metric drawn on the x axis of the Pareto plot: the cost side of the trade-off.
-COST_METRIC = "train_seconds"
+__all__ = [
+    "StudyView",
+    "pareto_figure",
+    "pareto_table",
+    "pareto_trials",
+    "print_report",
+    "state_counts",
+    "write_pareto_html",
+]
+
+#: Units of metrics hpsearch knows, for axis titles; other metrics are titled by name alone.
+_UNITS = {"train_seconds": "s"}
+#: How the table writes a metric; accuracies and losses read best with four decimals.
+_FORMATS = {"train_seconds": ".1f"}
+_DEFAULT_FORMAT = ".4f"
+
+_FRONT_COLOR = "#d62728"
+_STYLE_COMPLETE = {"color": "#9aa5b1", "size": 9}
+_STYLE_FRONT = {"color": _FRONT_COLOR, "size": 12}
+_STYLE_PRUNED = {"color": "#1f77b4", "size": 8, "symbol": "x", "opacity": 0.6}
+_LABEL_COMPLETE = "complete (dominated)"
+_LABEL_PRUNED = "stopped early by the scheduler (partial values, not on the front)"
 
 
-def _metric(trial: FrozenTrial, study: optuna.Study, name: str) -> float | None:
-    """A metric of a trial, from its values when it is an objective, else its attributes."""
-    objectives = study.user_attrs.get("objectives", [])
-    if trial.values is not None and name in objectives:
-        return float(trial.values[objectives.index(name)])
-    value = trial.user_attrs.get(name)
-    return float(value) if isinstance(value, int | float) else None
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, or None: user attributes are JSON and may hold anything."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
-def state_counts(study: optuna.Study) -> Counter[str]:
+def _metric(trial: FrozenTrial, objectives: Sequence[str], name: str) -> float | None:
+    """A metric of a trial, never another metric's value under its name.
+
+    ``trial.values`` holds the objectives only for a COMPLETE trial. ``study.tell(...,
+    state=PRUNED)`` gives a single-objective trial its last intermediate value as its value,
+    and intermediate values are the scheduler's metric, which need not be the objective (older
+    stores hold such trials); so for every other state the metric comes from the user
+    attributes the Recorder wrote.
+
+    Args:
+        trial: The trial.
+        objectives: The study's objectives, in the order of ``trial.values``.
+        name: The metric.
+
+    Returns:
+        The finite value, or None when the trial has none.
+    """
+    if trial.state == TrialState.COMPLETE and trial.values is not None and name in objectives:
+        index = objectives.index(name)
+        if index < len(trial.values):
+            return _number(trial.values[index])
+    return _number(trial.user_attrs.get(name))
+
+
+def _objective_names(study: optuna.Study, attrs: dict[str, Any], count: int) -> tuple[str, ...]:
+    """The objectives' names: hpsearch's own record, else Optuna's metric names, else generic.
+
+    A study written by hpsearch always has ``user_attrs["objectives"]``; the fallbacks keep the
+    report usable on a study written by other tools, whose metric names live elsewhere.
+    """
+    names = attrs.get("objectives")
+    if isinstance(names, list) and len(names) == count and all(isinstance(n, str) for n in names):
+        return tuple(names)
+    metric_names = study.metric_names
+    if metric_names is not None and len(metric_names) == count:
+        return tuple(metric_names)
+    return ("value",) if count == 1 else tuple(f"value_{i}" for i in range(count))
+
+
+def _non_dominated(points: np.ndarray, directions: Sequence[StudyDirection]) -> np.ndarray:
+    """A mask of the rows of ``points`` no other row dominates (Optuna's definition).
+
+    Computed here from the trials already read, because ``study.best_trials`` would read every
+    trial from storage again. Equal rows do not dominate each other, so ties stay on the front
+    together, as in ``study.best_trials``. (hpsearch sets no constraints, so none are applied.)
+    """
+    signs = np.array([1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in directions])
+    losses = points * signs
+    keep = np.ones(len(losses), dtype=bool)
+    for i, row in enumerate(losses):
+        dominated_by = np.all(losses <= row, axis=1) & np.any(losses < row, axis=1)
+        keep[i] = not dominated_by.any()
+    return keep
+
+
+@dataclass(frozen=True)
+class StudyView:
+    """A stored study read once: everything the table, the plot and the counts need.
+
+    Build it with :meth:`read`, then pass it to any function of this module in place of the
+    study; none of them reads storage again.
+
+    Attributes:
+        name: The study's name.
+        objectives: The objectives' metric names, in the order of ``trial.values``.
+        directions: Each objective's direction, in the same order.
+        trials: Every trial of the study, in any state.
+    """
+
+    name: str
+    objectives: tuple[str, ...]
+    directions: tuple[StudyDirection, ...]
+    trials: tuple[FrozenTrial, ...]
+
+    @classmethod
+    def read(cls, study: optuna.Study) -> StudyView:
+        """Read a study's attributes and trials from storage, once each."""
+        directions = tuple(study.directions)
+        attrs = study.user_attrs
+        return cls(
+            name=study.study_name,
+            objectives=_objective_names(study, attrs, len(directions)),
+            directions=directions,
+            trials=tuple(study.get_trials(deepcopy=False)),
+        )
+
+    def metric(self, trial: FrozenTrial, name: str) -> float | None:
+        """A metric of a trial (see :func:`_metric` for where it is taken from)."""
+        return _metric(trial, self.objectives, name)
+
+    def point(self, trial: FrozenTrial) -> tuple[float, ...] | None:
+        """The trial's objective values, or None when it lacks any of them."""
+        values = [self.metric(trial, name) for name in self.objectives]
+        if any(v is None for v in values):
+            return None
+        return tuple(v for v in values if v is not None)
+
+    def in_state(self, state: TrialState) -> list[FrozenTrial]:
+        """The trials in ``state``, by number."""
+        return [t for t in self.trials if t.state == state]
+
+    @cached_property
+    def front(self) -> tuple[FrozenTrial, ...]:
+        """Non-dominated COMPLETE trials, best first by the first objective, then by number."""
+        complete = [(t, p) for t in self.in_state(TrialState.COMPLETE) if (p := self.point(t))]
+        if not complete:
+            return ()
+        mask = _non_dominated(np.array([p for _, p in complete]), self.directions)
+        sign = 1.0 if self.directions[0] == StudyDirection.MINIMIZE else -1.0
+        front = sorted(
+            (item for item, keep in zip(complete, mask, strict=True) if keep),
+            key=lambda item: (sign * item[1][0], item[0].number),
+        )
+        return tuple(t for t, _ in front)
+
+    def test_counterparts(self, trials: Sequence[FrozenTrial]) -> list[str]:
+        """``test_X`` for each objective ``val_X``, when one of ``trials`` has it.
+
+        A front chosen on validation metrics is read next to its test metrics; the names follow
+        the objectives so a study of another metric shows its own test score.
+        """
+        names = []
+        for objective in self.objectives:
+            if not objective.startswith("val_"):
+                continue
+            test = "test_" + objective.removeprefix("val_")
+            if test not in self.objectives and any(
+                self.metric(t, test) is not None for t in trials
+            ):
+                names.append(test)
+        return names
+
+
+def _view(study: optuna.Study | StudyView) -> StudyView:
+    return study if isinstance(study, StudyView) else StudyView.read(study)
+
+
+def state_counts(study: optuna.Study | StudyView) -> Counter[str]:
     """How many trials ended in each state."""
-    return Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    return Counter(t.state.name for t in _view(study).trials)
 
 
-def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
+def pareto_trials(study: optuna.Study | StudyView) -> list[FrozenTrial]:
     """Non-dominated COMPLETE trials, best first by the first objective."""
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        return []
-    front = study.best_trials
-    first = study.directions[0]
-    reverse = first == optuna.study.StudyDirection.MAXIMIZE
-    return sorted(front, key=lambda t: t.values[0], reverse=reverse)
+    return list(_view(study).front)
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+def _fmt(value: float | None, name: str) -> str:
+    return "-" if value is None else format(value, _FORMATS.get(name, _DEFAULT_FORMAT))
 
 
-def pareto_table(study: optuna.Study) -> Table:
-    """The Pareto-optimal trials as a rich table."""
-    objectives: list[str] = study.user_attrs.get("objectives", [])
-    primary = objectives[0] if objectives else "value"
-    table = Table(title=f"Pareto-optimal trials of {study.study_name!r}")
+def _axis_title(name: str) -> str:
+    unit = _UNITS.get(name)
+    return f"{name} ({unit})" if unit else name
+
+
+def pareto_table(study: optuna.Study | StudyView) -> Table:
+    """The Pareto-optimal trials as a rich table: objectives, test counterparts, size, epochs."""
+    view = _view(study)
+    front = view.front
+    tests = view.test_counterparts(front)
+    table = Table(title=f"Pareto-optimal trials of {view.name!r}")
     table.add_column("trial", justify="right")
-    table.add_column(primary, justify="right")
-    table.add_column(COST_METRIC, justify="right")
-    table.add_column("test_accuracy", justify="right")
+    for name in (*view.objectives, *tests):
+        table.add_column(name, justify="right")
     table.add_column("parameters", justify="right")
     table.add_column("epochs", justify="right")
-    for trial in pareto_trials(study):
+    for trial in front:
         n_params = trial.user_attrs.get("n_params")
         table.add_row(
             str(trial.number),
-            _fmt(_metric(trial, study, primary), ".4f"),
-            _fmt(_metric(trial, study, COST_METRIC), ".1f"),
-            _fmt(_metric(trial, study, "test_accuracy"), ".4f"),
+            *(_fmt(view.metric(trial, name), name) for name in (*view.objectives, *tests)),
             f"{n_params:,}" if isinstance(n_params, int) else "-",
             str(trial.user_attrs.get("epochs_reached", "-")),
         )
     return table
 
 
-def _hover(trial: FrozenTrial, study: optuna.Study, primary: str) -> str:
-    lines = [
-        f"trial {trial.number} ({trial.state.name})",
-        f"{primary}: {_fmt(_metric(trial, study, primary), '.4f')}",
-        f"{COST_METRIC}: {_fmt(_metric(trial, study, COST_METRIC), '.1f')}",
-        f"test_accuracy: {_fmt(_metric(trial, study, 'test_accuracy'), '.4f')}",
-        f"epochs: {trial.user_attrs.get('epochs_reached', '-')}",
+def _hover(view: StudyView, trial: FrozenTrial) -> str:
+    lines = [f"trial {trial.number} ({trial.state.name})"]
+    lines += [f"{name}: {_fmt(view.metric(trial, name), name)}" for name in view.objectives]
+    lines += [
+        f"{name}: {_fmt(view.metric(trial, name), name)}"
+        for name in view.test_counterparts([trial])
     ]
+    lines.append(f"epochs: {trial.user_attrs.get('epochs_reached', '-')}")
+    if trial.state != TrialState.COMPLETE and "stop_reason" in trial.user_attrs:
+        lines.append(f"stopped: {trial.user_attrs['stop_reason']}")
     lines += [
         f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in trial.params.items()
     ]
     return "<br>".join(lines)
 
 
-def pareto_figure(study: optuna.Study) -> Any:
-    """A plotly figure: complete trials, the Pareto front, and early-stopped trials apart."""
+#: A trial the figure draws, with its objective values in the study's order.
+_Drawn = tuple[FrozenTrial, tuple[float, ...]]
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """The trials a figure draws, each with its objective values; the rest are counted."""
+
+    complete: list[_Drawn]
+    front: list[_Drawn]
+    pruned: list[_Drawn]
+    #: PRUNED trials without a partial value of every objective: nowhere to draw them.
+    pruned_undrawn: int
+
+
+def _groups(view: StudyView) -> _Groups:
+    front_numbers = {t.number for t in view.front}
+    complete: list[_Drawn] = []
+    front: list[_Drawn] = []
+    pruned: list[_Drawn] = []
+    undrawn = 0
+    for trial in view.trials:
+        point = view.point(trial)
+        if trial.state == TrialState.COMPLETE and point is not None:
+            (front if trial.number in front_numbers else complete).append((trial, point))
+        elif trial.state == TrialState.PRUNED:
+            if point is None:
+                undrawn += 1
+            else:
+                pruned.append((trial, point))
+    order = {t.number: i for i, t in enumerate(view.front)}
+    front.sort(key=lambda item: order[item[0].number])
+    return _Groups(complete, front, pruned, undrawn)
+
+
+def _pruned_label(groups: _Groups) -> str:
+    label = f"{_LABEL_PRUNED} [{len(groups.pruned)}]"
+    if groups.pruned_undrawn:
+        label += f", {groups.pruned_undrawn} more without partial values"
+    return label
+
+
+def _direction_word(direction: StudyDirection) -> str:
+    return "max" if direction == StudyDirection.MAXIMIZE else "min"
+
+
+def _title(view: StudyView) -> str:
+    objectives = ", ".join(
+        f"{name} ({_direction_word(d)})"
+        for name, d in zip(view.objectives, view.directions, strict=True)
+    )
+    return f"{view.name}: {objectives}"
+
+
+def _plane_figure(view: StudyView) -> Any:
+    """Two objectives: the second on x, the first on y, the front as a staircase.
+
+    The staircase shows what is attainable: for each x, the best y of any front trial whose x
+    is as good or better. With the front sorted from the best x to the worst, that is y held
+    from each point until the next point's x, then the step to its y: plotly's ``hv``, whether
+    x is minimized (sorted ascending) or maximized (sorted descending), and whichever way y
+    goes.
+    """
     import plotly.graph_objects as go
 
-    objectives: list[str] = study.user_attrs.get("objectives", [])
-    primary = objectives[0] if objectives else "value"
-    front = {t.number for t in pareto_trials(study)}
-    groups: dict[str, list[FrozenTrial]] = {"complete": [], "front": [], "pruned": []}
-    for trial in study.get_trials(deepcopy=False):
-        if trial.state == TrialState.COMPLETE:
-            groups["front" if trial.number in front else "complete"].append(trial)
-        elif trial.state == TrialState.PRUNED:
-            groups["pruned"].append(trial)
-    groups["front"].sort(key=lambda t: _metric(t, study, COST_METRIC) or 0.0)
-    styles = {
-        "complete": ("complete (dominated)", "markers", {"color": "#9aa5b1", "size": 9}),
-        "front": ("Pareto front", "lines+markers", {"color": "#d62728", "size": 12}),
-        "pruned": (
-            "stopped early by the scheduler (partial values, not on the front)",
-            "markers",
-            {"color": "#1f77b4", "size": 8, "symbol": "x", "opacity": 0.6},
-        ),
-    }
+    groups = _groups(view)
+    x_best_first = view.directions[1] == StudyDirection.MINIMIZE
+    front = sorted(
+        groups.front,
+        key=lambda item: (item[1][1] if x_best_first else -item[1][1], item[0].number),
+    )
     figure = go.Figure()
-    for key, (label, mode, marker) in styles.items():
-        trials = groups[key]
+    for name, items, mode, marker, line in (
+        (
+            f"{_LABEL_COMPLETE} [{len(groups.complete)}]",
+            groups.complete,
+            "markers",
+            _STYLE_COMPLETE,
+            None,
+        ),
+        (f"Pareto front [{len(front)}]", front, "lines+markers", _STYLE_FRONT, {"shape": "hv"}),
+        (_pruned_label(groups), groups.pruned, "markers", _STYLE_PRUNED, None),
+    ):
         figure.add_trace(
             go.Scatter(
-                x=[_metric(t, study, COST_METRIC) for t in trials],
-                y=[_metric(t, study, primary) for t in trials],
+                x=[p[1] for _, p in items],
+                y=[p[0] for _, p in items],
                 mode=mode,
-                # The front as an attainment staircase: what is reachable for a given cost.
-                line={"shape": "hv"} if key == "front" else None,
-                name=f"{label} [{len(trials)}]",
+                line=line,
+                name=name,
                 marker=marker,
-                text=[_hover(t, study, primary) for t in trials],
+                text=[_hover(view, t) for t, _ in items],
                 hovertemplate="%{text}<extra></extra>",
             )
         )
     figure.update_layout(
-        title=f"{study.study_name}: {primary} vs {COST_METRIC}",
-        xaxis_title=f"{COST_METRIC} (training only, s)",
-        yaxis_title=primary,
-        template="plotly_white",
-        legend={"orientation": "h", "y": -0.2},
+        title=_title(view),
+        xaxis_title=_axis_title(view.objectives[1]),
+        yaxis_title=_axis_title(view.objectives[0]),
     )
     return figure
 
 
-def write_pareto_html(study: optuna.Study, path: Path) -> Path:
+def _history_figure(view: StudyView) -> Any:
+    """One objective: its value per trial number, with the best so far as a staircase.
+
+    The best-so-far line runs over COMPLETE trials only (pruned values are partial), one point
+    per COMPLETE trial, held flat until the next: ``hv``.
+    """
+    import plotly.graph_objects as go
+
+    groups = _groups(view)
+    complete = sorted(groups.complete + groups.front, key=lambda item: item[0].number)
+    better = min if view.directions[0] == StudyDirection.MINIMIZE else max
+    best_so_far: list[float] = []
+    for _, (value,) in complete:
+        best_so_far.append(better(best_so_far[-1], value) if best_so_far else value)
+    front = sorted(groups.front, key=lambda item: item[0].number)
+    figure = go.Figure()
+    for name, items, marker in (
+        (f"{_LABEL_COMPLETE} [{len(groups.complete)}]", groups.complete, _STYLE_COMPLETE),
+        (f"best [{len(front)}]", front, _STYLE_FRONT),
+        (_pruned_label(groups), groups.pruned, _STYLE_PRUNED),
+    ):
+        figure.add_trace(
+            go.Scatter(
+                x=[t.number for t, _ in items],
+                y=[p[0] for _, p in items],
+                mode="markers",
+                name=name,
+                marker=marker,
+                text=[_hover(view, t) for t, _ in items],
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    figure.add_trace(
+        go.Scatter(
+            x=[t.number for t, _ in complete],
+            y=best_so_far,
+            mode="lines",
+            line={"shape": "hv", "color": _FRONT_COLOR},
+            name="best so far",
+            hoverinfo="skip",
+        )
+    )
+    figure.update_layout(
+        title=_title(view),
+        xaxis_title="trial",
+        yaxis_title=_axis_title(view.objectives[0]),
+    )
+    return figure
+
+
+def _matrix_figure(view: StudyView) -> Any:
+    """Three or more objectives: a scatter matrix of every pair, the front highlighted."""
+    import plotly.graph_objects as go
+
+    groups = _groups(view)
+    figure = go.Figure()
+    for name, items, marker in (
+        (f"{_LABEL_COMPLETE} [{len(groups.complete)}]", groups.complete, _STYLE_COMPLETE),
+        (f"Pareto front [{len(groups.front)}]", groups.front, _STYLE_FRONT),
+        (_pruned_label(groups), groups.pruned, _STYLE_PRUNED),
+    ):
+        figure.add_trace(
+            go.Splom(
+                dimensions=[
+                    {"label": _axis_title(objective), "values": [p[i] for _, p in items]}
+                    for i, objective in enumerate(view.objectives)
+                ],
+                name=name,
+                marker=marker,
+                text=[_hover(view, t) for t, _ in items],
+                hovertemplate="%{text}<extra></extra>",
+                diagonal_visible=False,
+                showupperhalf=False,
+            )
+        )
+    figure.update_layout(title=_title(view), height=300 * len(view.objectives))
+    return figure
+
+
+def pareto_figure(study: optuna.Study | StudyView) -> Any:
+    """A plotly figure of the study in its objectives' space.
+
+    One objective: value per trial with the best so far; two: the plane of both with the front
+    as a staircase; more: a scatter matrix. COMPLETE trials off the front, the front, and
+    scheduler-stopped trials (at their partial values) are separate traces, with their counts
+    in the legend; failed trials have no values and are not drawn.
+    """
+    view = _view(study)
+    count = len(view.objectives)
+    figure = (
+        _history_figure(view)
+        if count == 1
+        else _plane_figure(view)
+        if count == 2
+        else _matrix_figure(view)
+    )
+    figure.update_layout(template="plotly_white", legend={"orientation": "h", "y": -0.2})
+    return figure
+
+
+def write_pareto_html(study: optuna.Study | StudyView, path: Path) -> Path:
     """Write the Pareto plot as a self-contained HTML page (works offline)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     pareto_figure(study).write_html(str(path), include_plotlyjs=True, full_html=True)
     return path
 
 
-def print_report(study: optuna.Study, console: Console, html: Path | None) -> None:
+def print_report(study: optuna.Study | StudyView, console: Console, html: Path | None) -> None:
     """Print state counts and the Pareto table; write the plot when ``html`` is given."""
-    counts = state_counts(study)
+    view = _view(study)
+    counts = state_counts(view)
     console.print(
         "Trials: "
         + ", ".join(
             f"{state} {counts.get(state, 0)}" for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
         )
     )
-    if counts.get("COMPLETE", 0):
-        console.print(pareto_table(study))
+    if view.front:
+        console.print(pareto_table(view))
     else:
         console.print("[yellow]No trial completed its full budget yet: no Pareto front.[/]")
     if html is not None:
-        write_pareto_html(study, html)
+        write_pareto_html(view, html)
         console.print(f"Pareto plot: {html.resolve()}")

@@ -1,0 +1,363 @@
+"""The report draws and tabulates a study in its own objectives, from what storage holds.
+
+Studies are built with plain Optuna, as the Recorder stores them: objectives' names in
+``user_attrs["objectives"]``, values on COMPLETE trials only, every metric (partial ones of
+PRUNED trials included) in the trial's user attributes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState, create_trial
+from rich.console import Console
+
+from hpsearch.report import (
+    StudyView,
+    _metric,
+    pareto_figure,
+    pareto_table,
+    pareto_trials,
+    print_report,
+    write_pareto_html,
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+_DIST = {"x": FloatDistribution(0.0, 10.0)}
+
+
+def _study(objectives: list[str], directions: list[str], storage: Any = None) -> optuna.Study:
+    study = optuna.create_study(directions=directions, storage=storage)
+    study.set_user_attr("objectives", objectives)
+    return study
+
+
+def _complete(study: optuna.Study, values: list[float], **attrs: Any) -> None:
+    study.add_trial(
+        create_trial(
+            state=TrialState.COMPLETE,
+            values=values,
+            params={"x": 1.0},
+            distributions=_DIST,
+            user_attrs={"epochs_reached": 4, "n_params": 1000, **attrs},
+        )
+    )
+
+
+def _pruned(study: optuna.Study, **attrs: Any) -> None:
+    study.add_trial(
+        create_trial(
+            state=TrialState.PRUNED,
+            params={"x": 2.0},
+            distributions=_DIST,
+            user_attrs={"epochs_reached": 1, "stop_reason": "scheduler", **attrs},
+            intermediate_values={1: 0.5},
+        )
+    )
+
+
+def _failed(study: optuna.Study, **attrs: Any) -> None:
+    study.add_trial(
+        create_trial(
+            state=TrialState.FAIL,
+            params={"x": 3.0},
+            distributions=_DIST,
+            user_attrs={"error": "boom", **attrs},
+        )
+    )
+
+
+def _trace(figure: Any, prefix: str) -> Any:
+    (trace,) = [t for t in figure.data if t.name.startswith(prefix)]
+    return trace
+
+
+def _points(trace: Any) -> list[tuple[float, float]]:
+    return list(zip(trace.x, trace.y, strict=True))
+
+
+def _two_objective_study() -> optuna.Study:
+    """val_accuracy (max) against val_loss (min); every trial also has a train_seconds."""
+    study = _study(["val_accuracy", "val_loss"], ["maximize", "minimize"])
+    _complete(study, [0.90, 0.30], train_seconds=11.0, test_accuracy=0.88)  # 0: front
+    _complete(study, [0.80, 0.20], train_seconds=12.0, test_accuracy=0.79)  # 1: front
+    _complete(study, [0.70, 0.40], train_seconds=13.0, test_accuracy=0.69)  # 2: dominated
+    _complete(study, [0.95, 0.50], train_seconds=14.0)  # 3: front, no test metric
+    _pruned(study, val_accuracy=0.60, val_loss=0.70, train_seconds=1.0)  # 4
+    _failed(study, val_accuracy=0.99, val_loss=0.01, train_seconds=0.1)  # 5: never drawn
+    return study
+
+
+# -- the plane of two objectives ---------------------------------------------------------------
+
+
+def test_two_objectives_are_drawn_in_their_own_plane() -> None:
+    study = _two_objective_study()
+    figure = pareto_figure(study)
+
+    front = _trace(figure, "Pareto front")
+    # x is val_loss (minimized): the front runs from the best x, ascending.
+    assert _points(front) == [(0.20, 0.80), (0.30, 0.90), (0.50, 0.95)]
+    assert front.line.shape == "hv"
+    assert _points(_trace(figure, "complete (dominated)")) == [(0.40, 0.70)]
+    # The pruned trial sits at its partial values from user_attrs.
+    assert _points(_trace(figure, "stopped early")) == [(0.70, 0.60)]
+    assert sum(len(t.x) for t in figure.data) == 5  # the FAIL trial is not drawn
+    assert [t.name.rsplit("[", 1)[1] for t in figure.data] == ["1]", "3]", "1]"]
+
+    assert figure.layout.xaxis.title.text == "val_loss"
+    assert figure.layout.yaxis.title.text == "val_accuracy"
+    assert "train_seconds" not in figure.to_json()
+
+
+def test_the_front_is_optunas() -> None:
+    study = _two_objective_study()
+    assert [t.number for t in pareto_trials(study)] == [3, 0, 1]  # best val_accuracy first
+    assert {t.number for t in pareto_trials(study)} == {t.number for t in study.best_trials}
+
+
+def _staircase_at(xs: list[float], ys: list[float], x: float) -> float:
+    """The y of a plotly ``hv`` line at ``x``: each point's y, held until the next point's x."""
+    for (x0, y0), x1 in zip(zip(xs, ys, strict=True), xs[1:], strict=False):
+        if min(x0, x1) < x < max(x0, x1):
+            return y0
+    raise AssertionError(f"{x} is not between two points of the line")
+
+
+@pytest.mark.parametrize("y_direction", ["maximize", "minimize"])
+@pytest.mark.parametrize("x_direction", ["maximize", "minimize"])
+def test_the_staircase_shows_the_best_y_attainable_at_each_x(
+    y_direction: str, x_direction: str
+) -> None:
+    study = _study(["y_metric", "x_metric"], [y_direction, x_direction])
+    rng = np.random.default_rng(7)
+    for y, x in rng.uniform(0.0, 1.0, size=(40, 2)):
+        _complete(study, [float(y), float(x)])
+    front = _trace(pareto_figure(study), "Pareto front")
+    xs, ys = list(front.x), list(front.y)
+    assert len(xs) >= 3
+    assert front.line.shape == "hv"
+    assert {(t.values[1], t.values[0]) for t in study.best_trials} == set(zip(xs, ys, strict=True))
+
+    x_better = (lambda a, b: a <= b) if x_direction == "minimize" else (lambda a, b: a >= b)
+    best_y = min if y_direction == "minimize" else max
+    for x0, x1 in zip(sorted(xs), sorted(xs)[1:], strict=False):
+        x = (x0 + x1) / 2
+        attainable = best_y(y for px, y in zip(xs, ys, strict=True) if x_better(px, x))
+        assert _staircase_at(xs, ys, x) == attainable
+
+
+# -- one objective -----------------------------------------------------------------------------
+
+
+def _single_objective_study() -> optuna.Study:
+    """val_loss (min) with a scheduler on val_accuracy, as a Recorder would store it."""
+    study = _study(["val_loss"], ["minimize"])
+    _complete(study, [0.5])  # 0
+    _complete(study, [0.3])  # 1: best
+    # 2: stopped by the scheduler. Optuna gives a single-objective PRUNED trial its last
+    # intermediate value, the scheduler's val_accuracy, as its value.
+    trial = study.ask()
+    trial.report(0.77, step=2)
+    trial.set_user_attr("val_loss", 0.9)
+    trial.set_user_attr("val_accuracy", 0.77)
+    study.tell(trial, state=TrialState.PRUNED)
+    _complete(study, [0.4])  # 3
+    _failed(study)  # 4
+    _complete(study, [0.3])  # 5: ties the best
+    return study
+
+
+def test_single_objective_draws_values_per_trial_and_the_best_so_far() -> None:
+    study = _single_objective_study()
+    assert study.trials[2].values == [0.77]  # the trap the report must not fall into
+    figure = pareto_figure(study)
+
+    assert _points(_trace(figure, "best [")) == [(1, 0.3), (5, 0.3)]
+    assert _points(_trace(figure, "complete (dominated)")) == [(0, 0.5), (3, 0.4)]
+    assert _points(_trace(figure, "stopped early")) == [(2, 0.9)]  # val_loss, not 0.77
+    best_so_far = _trace(figure, "best so far")
+    assert _points(best_so_far) == [(0, 0.5), (1, 0.3), (3, 0.3), (5, 0.3)]
+    assert best_so_far.line.shape == "hv"
+    assert figure.layout.xaxis.title.text == "trial"
+    assert figure.layout.yaxis.title.text == "val_loss"
+    assert "train_seconds" not in figure.to_json()
+
+
+def test_a_pruned_trials_values_never_stand_for_an_objective() -> None:
+    pruned: FrozenTrial = create_trial(
+        state=TrialState.PRUNED, value=0.77, user_attrs={"val_loss": 0.9}
+    )
+    assert _metric(pruned, ["val_loss"], "val_loss") == 0.9
+    bare: FrozenTrial = create_trial(state=TrialState.PRUNED, value=0.77)
+    assert _metric(bare, ["val_loss"], "val_loss") is None
+    complete: FrozenTrial = create_trial(value=0.4, user_attrs={"val_loss": 0.9})
+    assert _metric(complete, ["val_loss"], "val_loss") == 0.4
+    assert _metric(complete, ["val_loss"], "other") is None
+
+
+def test_single_objective_table_lists_the_best_trials_only() -> None:
+    table = pareto_table(_single_objective_study())
+    assert [c.header for c in table.columns] == ["trial", "val_loss", "parameters", "epochs"]
+    assert list(table.columns[0].cells) == ["1", "5"]
+    assert list(table.columns[1].cells) == ["0.3000", "0.3000"]
+
+
+# -- three objectives --------------------------------------------------------------------------
+
+
+def test_three_objectives_draw_a_scatter_matrix() -> None:
+    study = _study(
+        ["val_accuracy", "val_loss", "train_seconds"], ["maximize", "minimize", "minimize"]
+    )
+    _complete(study, [0.9, 0.3, 10.0])  # 0: front
+    _complete(study, [0.8, 0.2, 20.0])  # 1: front
+    _complete(study, [0.7, 0.4, 30.0])  # 2: dominated by 0
+    _complete(study, [0.6, 0.5, 5.0])  # 3: front (cheapest)
+    _pruned(study, val_accuracy=0.5, val_loss=0.6, train_seconds=2.0)  # 4
+    _pruned(study, val_accuracy=0.5)  # 5: no partial value of every objective
+    figure = pareto_figure(study)
+
+    def columns(trace: Any) -> list[tuple[float, ...]]:
+        assert trace.type == "splom"
+        assert [d.label for d in trace.dimensions] == [
+            "val_accuracy",
+            "val_loss",
+            "train_seconds (s)",
+        ]
+        return list(zip(*(d.values for d in trace.dimensions), strict=True))
+
+    assert columns(_trace(figure, "Pareto front")) == [
+        (0.9, 0.3, 10.0),
+        (0.8, 0.2, 20.0),
+        (0.6, 0.5, 5.0),
+    ]
+    assert columns(_trace(figure, "complete (dominated)")) == [(0.7, 0.4, 30.0)]
+    pruned = _trace(figure, "stopped early")
+    assert columns(pruned) == [(0.5, 0.6, 2.0)]
+    assert "[1], 1 more without partial values" in pruned.name
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+
+def test_table_columns_are_the_objectives_and_their_test_counterparts() -> None:
+    table = pareto_table(_two_objective_study())
+    headers = [c.header for c in table.columns]
+    # test_loss exists on no trial: no column. train_seconds is no objective: no column.
+    assert headers == ["trial", "val_accuracy", "val_loss", "test_accuracy", "parameters", "epochs"]
+    cells = {h: list(c.cells) for h, c in zip(headers, table.columns, strict=True)}
+    assert cells["trial"] == ["3", "0", "1"]
+    assert cells["val_loss"] == ["0.5000", "0.3000", "0.2000"]
+    assert cells["test_accuracy"] == ["-", "0.8800", "0.7900"]
+    assert cells["parameters"] == ["1,000"] * 3
+
+
+def test_table_shows_no_test_column_without_a_front_trial_having_it() -> None:
+    study = _study(["val_loss", "train_seconds"], ["minimize", "minimize"])
+    _complete(study, [0.2, 9.0], test_accuracy=0.8)  # a test metric, not val_loss's
+    _complete(study, [0.3, 15.0], test_loss=0.25)  # dominated: its test_loss is not shown
+    headers = [c.header for c in pareto_table(study).columns]
+    assert headers == ["trial", "val_loss", "train_seconds", "parameters", "epochs"]
+    assert list(pareto_table(study).columns[2].cells) == ["9.0"]
+
+
+# -- the HTML page -----------------------------------------------------------------------------
+
+
+def _decode(array: Any) -> list[float]:
+    """A plotted array as JSON holds it: a list, or plotly's typed array of base64 bytes."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def plotted_traces(html: str) -> list[dict[str, Any]]:
+    """The data argument of the page's ``Plotly.newPlot(id, data, layout, ...)`` call."""
+    decoder = json.JSONDecoder()
+    position = html.rindex("Plotly.newPlot(") + len("Plotly.newPlot(")
+    skip = re.compile(r"\s*,?\s*")
+    _, position = decoder.raw_decode(html, skip.match(html, position).end())  # type: ignore[union-attr]
+    data, _ = decoder.raw_decode(html, skip.match(html, position).end())  # type: ignore[union-attr]
+    assert isinstance(data, list)
+    return data
+
+
+def test_html_page_holds_the_plotted_points(tmp_path: Path) -> None:
+    path = write_pareto_html(_two_objective_study(), tmp_path / "out" / "pareto.html")
+    traces = {t["name"].split(" [")[0]: t for t in plotted_traces(path.read_text())}
+    points = {
+        name: list(zip(_decode(t["x"]), _decode(t["y"]), strict=True)) for name, t in traces.items()
+    }
+    assert points == {
+        "complete (dominated)": [(0.40, 0.70)],
+        "Pareto front": [(0.20, 0.80), (0.30, 0.90), (0.50, 0.95)],
+        "stopped early by the scheduler (partial values, not on the front)": [(0.70, 0.60)],
+    }
+
+
+# -- reading storage ---------------------------------------------------------------------------
+
+
+class CountingStorage(optuna.storages.InMemoryStorage):
+    """An in-memory storage that counts the reads a report makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: dict[str, int] = {"user_attrs": 0, "trials": 0}
+
+    def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
+        self.reads["user_attrs"] += 1
+        return super().get_study_user_attrs(study_id)
+
+    def get_all_trials(
+        self,
+        study_id: int,
+        deepcopy: bool = True,
+        states: Any = None,
+    ) -> list[FrozenTrial]:
+        self.reads["trials"] += 1
+        return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+
+
+def test_report_reads_the_study_once(tmp_path: Path) -> None:
+    storage = CountingStorage()
+    study = _study(["val_accuracy", "val_loss"], ["maximize", "minimize"], storage=storage)
+    rng = np.random.default_rng(3)
+    for number in range(200):
+        accuracy, loss = (float(v) for v in rng.uniform(0.0, 1.0, size=2))
+        if number % 4 == 3:
+            _pruned(study, val_accuracy=accuracy, val_loss=loss)
+        else:
+            _complete(study, [accuracy, loss], test_accuracy=accuracy)
+    storage.reads = {"user_attrs": 0, "trials": 0}
+    out = io.StringIO()
+
+    print_report(study, Console(file=out, width=200), tmp_path / "pareto.html")
+
+    assert storage.reads["user_attrs"] <= 2, storage.reads
+    assert storage.reads["trials"] <= 2, storage.reads
+    assert "COMPLETE 150, PRUNED 50" in out.getvalue()
+
+
+def test_a_view_is_read_once_and_reused() -> None:
+    storage = CountingStorage()
+    study = _study(["val_accuracy", "val_loss"], ["maximize", "minimize"], storage=storage)
+    _complete(study, [0.9, 0.3])
+    view = StudyView.read(study)
+    storage.reads = {"user_attrs": 0, "trials": 0}
+    pareto_figure(view)
+    pareto_table(view)
+    assert storage.reads == {"user_attrs": 0, "trials": 0}
+    assert view.directions == (StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE)
