@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import itertools
 import re
+import signal
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -103,6 +106,10 @@ def test_asha_states_and_worker_reuse(synthetic_study: Callable[..., Path]) -> N
         _assert_worker_saw_what_storage_holds(trial)
     # reuse_actors: the trial after a finished one runs in the same worker process.
     assert done.user_attrs["worker_pid"] == cut.user_attrs["worker_pid"]
+    # Tune's own per-trial CSV, JSON and TensorBoard logs are off: storage is the record.
+    written = {p.name for p in Path("results/ray").rglob("*") if p.is_file()}
+    assert not {"progress.csv", "result.json", "params.json"} & written
+    assert not [name for name in written if name.startswith("events.out.tfevents")]
 
 
 def test_trials_train_concurrently_and_resume_continues_the_search(
@@ -314,3 +321,36 @@ def test_unreachable_cluster_exits_2_at_once(
     err = " ".join(capsys.readouterr().err.split())
     assert "--address" in err and "nothing answers" in err
     assert _trials(STORAGE, "synthetic") == {}
+
+
+def test_ctrl_c_cuts_running_trials_as_fail_not_pruned(
+    synthetic_study: Callable[..., Path],
+) -> None:
+    """A real SIGINT to `hpsearch run` while a trial trains."""
+    _space(sleep=0.5)
+    path = synthetic_study(
+        scheduler={"type": "asha", "metric": "val_accuracy", "mode": "max", "grace_period": 40},
+        budget={"trials": 3, "epochs": 40},
+        resources={"cpus_per_trial": 1, "max_concurrent": 1},
+    )
+    cli = Path(sys.executable).with_name("hpsearch")
+    run = subprocess.Popen([str(cli), "run", str(path)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            try:
+                trials = _trials(STORAGE, "synthetic")
+            except KeyError:
+                continue
+            if trials and trials[0].intermediate_values:
+                break
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=90)
+    finally:
+        run.kill()
+    trials = _trials(STORAGE, "synthetic")
+    assert [t.state for t in trials.values()] == [TrialState.FAIL]
+    assert trials[0].user_attrs["stop_reason"] == "interrupted"
+    assert trials[0].user_attrs["epochs_reached"] >= 1
+    assert not re.search(r"trial +\d+ PRUNED", err)
