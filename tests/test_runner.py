@@ -354,3 +354,36 @@ def test_ctrl_c_cuts_running_trials_as_fail_not_pruned(
     assert trials[0].user_attrs["stop_reason"] == "interrupted"
     assert trials[0].user_attrs["epochs_reached"] >= 1
     assert not re.search(r"trial +\d+ PRUNED", err)
+
+
+def test_a_trial_ray_could_not_start_is_cut_and_replaced(
+    synthetic_study: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tune errors a trial whose reused worker cannot be reset (its last trial's thread did not
+    end in time) without telling callbacks: it must still be recorded, freed and replaced."""
+    monkeypatch.setenv("TUNE_FUNCTION_THREAD_TIMEOUT_S", "1")
+    path = synthetic_study(
+        scheduler={"type": "asha", "metric": "val_accuracy", "mode": "max", "grace_period": 1},
+        budget={"trials": 3, "epochs": 3},
+        resources={"cpus_per_trial": 1, "max_concurrent": 1},
+    )
+    (Path("objectives") / "synthetic.py").write_text(
+        "import time\n"
+        "METRICS = ('val_accuracy', 'train_seconds')\n"
+        "def train(ctx):\n"
+        "    for epoch in (1, 2, 3):\n"
+        "        try:\n"
+        "            ctx.report({'epoch': epoch, 'val_accuracy': 0.9 - 0.1 * ctx.number,\n"
+        "                        'train_seconds': 1.0 * epoch, 'complete': epoch == 3})\n"
+        "        except SystemExit:  # stopped: linger, as a slow Keras fit can\n"
+        "            time.sleep(3)\n"
+        "            raise\n"
+    )
+    assert main(["run", str(path)]) == 0
+    trials = _trials(STORAGE, "synthetic")
+    lost = [t for t in trials.values() if t.user_attrs.get("stop_reason") == "worker_lost"]
+    assert lost, {n: t.user_attrs.get("stop_reason") for n, t in trials.items()}
+    assert all(t.state == TrialState.FAIL and t.user_attrs["epochs_reached"] == 0 for t in lost)
+    assert not [t for t in trials.values() if t.state == TrialState.RUNNING]
+    judged = [t for t in trials.values() if t.user_attrs.get("stop_reason") != "worker_lost"]
+    assert len(judged) == 3, "lost trials leave their place in the budget to others"

@@ -37,6 +37,11 @@ FAILURE_STREAK = "failure_streak"
 RUN_ABORTED = "run_aborted"
 #: Reasons that cut a trial short from outside: FAIL, not counted against the trial budget.
 RUN_STOPS = frozenset({TIME_BUDGET, INTERRUPTED, FAILURE_STREAK, RUN_ABORTED})
+#: Ray could not run the trial (a worker it could not start or reuse): nothing is known about
+#: the configuration, so it is not counted against the budget, but a run where it keeps
+#: happening must stop, so the failure streak counts it.
+WORKER_LOST = "worker_lost"
+NOT_JUDGED = RUN_STOPS | {WORKER_LOST}
 
 #: The trial's own endings.
 COMPLETED = "complete"
@@ -50,6 +55,7 @@ _CUT_TEXT = {
     INTERRUPTED: "the run was interrupted (Ctrl-C, or the run that started it was killed)",
     FAILURE_STREAK: "the run stopped after too many trials failed in a row",
     RUN_ABORTED: "the run ended with an error in the driver",
+    WORKER_LOST: "Ray could not run it on a worker",
 }
 
 
@@ -80,8 +86,8 @@ class Outcome:
 
     @property
     def cut(self) -> bool:
-        """The run, not the trial, ended it: the configuration was never judged."""
-        return self.reason in RUN_STOPS
+        """The run or Ray, not the trial, ended it: the configuration was never judged."""
+        return self.reason in NOT_JUDGED
 
     @property
     def counts_against_budget(self) -> bool:
@@ -90,8 +96,8 @@ class Outcome:
 
     @property
     def is_failure(self) -> bool:
-        """A failure of the objective itself, which the failure streak counts."""
-        return self.state == "FAIL" and not self.cut
+        """A failure the failure streak counts: the objective's, or Ray's to run it at all."""
+        return self.state == "FAIL" and self.reason not in RUN_STOPS
 
     def summary(self) -> str:
         """One line for the terminal: the error's last line, or why the trial was cut."""
@@ -109,6 +115,7 @@ def decide(
     error: str | None = None,
     scheduler_stopped: bool = False,
     run_stop: str | None = None,
+    lost: str | None = None,
 ) -> Outcome:
     """Decide how a trial ended from what it reported and what stopped it.
 
@@ -119,12 +126,16 @@ def decide(
         error: The error text, when the trial raised.
         scheduler_stopped: The scheduler decided to stop this trial.
         run_stop: The run is ending for this reason (one of :data:`RUN_STOPS`), or None.
+        lost: Ray's error, when Ray could not run the trial at all (it never reached the
+            objective): the trial is cut as :data:`WORKER_LOST`.
 
     Returns:
         The one outcome every record of the trial follows.
     """
     last = dict(last or {})
     reached = int(last.get("epoch", 0) or 0)
+    if lost is not None:
+        return _cut(WORKER_LOST, reached, epochs, last, detail=lost)
     if error is not None:
         return Outcome("FAIL", ERROR, epochs=reached, last=last, error=error)
     if last.get("complete"):
@@ -145,13 +156,21 @@ def decide(
     if run_stop is not None:
         if run_stop not in RUN_STOPS:
             raise ValueError(f"unknown run stop {run_stop!r}; expected one of {sorted(RUN_STOPS)}")
-        text = f"cut after epoch {reached} of {epochs}: {_CUT_TEXT[run_stop]}"
-        return Outcome("FAIL", run_stop, epochs=reached, last=last, error=text)
+        return _cut(run_stop, reached, epochs, last)
     text = (
         f"the trial ended after epoch {reached} of {epochs} without completing, and neither the "
         "scheduler nor the run stopped it"
     )
     return Outcome("FAIL", INCOMPLETE, epochs=reached, last=last, error=text)
+
+
+def _cut(
+    reason: str, reached: int, epochs: int, last: dict[str, Any], detail: str | None = None
+) -> Outcome:
+    text = f"cut after epoch {reached} of {epochs}: {_CUT_TEXT[reason]}"
+    if detail:
+        text += f" ({detail})"
+    return Outcome("FAIL", reason, epochs=reached, last=last, error=text)
 
 
 def counts_against_budget(state: str, stop_reason: Any) -> bool:
@@ -163,7 +182,7 @@ def counts_against_budget(state: str, stop_reason: Any) -> bool:
     """
     if state not in ("COMPLETE", "PRUNED", "FAIL"):
         return False
-    return not (state == "FAIL" and stop_reason in RUN_STOPS)
+    return not (state == "FAIL" and stop_reason in NOT_JUDGED)
 
 
 @dataclass

@@ -102,16 +102,29 @@ class _Unpicklable:
 class RecorderSearcher(_Unpicklable, Searcher):
     """A Tune searcher whose every suggestion is an Optuna ``ask`` through the Recorder.
 
-    Tune asks only while fewer than ``max_concurrent_trials`` trials are live, and that limit
-    is the cluster's real slot count, so a trial is asked for when it can start, and Optuna's
-    start time is (nearly) its real start. Nothing is asked once the run is stopping.
+    It also keeps the run's books, so that they hold whatever Tune does: a trial is asked for
+    only while fewer than ``concurrency`` trials (the cluster's real slot count, GPUs included)
+    are live, so it can start at once and Optuna's start time is (nearly) its real start; and
+    the run is finished when ``remaining`` trials have ended in a way that counts against the
+    budget, so a trial cut short (or lost by Ray) leaves its place to another. Nothing is asked
+    once the run is stopping.
     """
 
-    def __init__(self, recorder: Recorder, summary: RunSummary, run_stop: RunStop) -> None:
+    def __init__(
+        self,
+        recorder: Recorder,
+        summary: RunSummary,
+        run_stop: RunStop,
+        *,
+        remaining: int,
+        concurrency: int,
+    ) -> None:
         super().__init__(metric=None, mode=None)
         self._recorder = recorder
         self._summary = summary
         self._run_stop = run_stop
+        self._remaining = remaining
+        self._concurrency = concurrency
 
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
@@ -119,10 +132,21 @@ class RecorderSearcher(_Unpicklable, Searcher):
         """Accept Tune's (empty) config: the space lives in the Recorder's study."""
         return True
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        """Ask Optuna for the next trial's parameters (None: not now)."""
-        if self._run_stop.check() is not None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
+        """Ask Optuna for the next trial's parameters (None: not now; FINISHED: no more).
+
+        Tune's annotation omits the ``Searcher.FINISHED`` string that its SearchGenerator
+        checks for, hence the ``type: ignore``.
+        """
+        outcomes = self._summary.outcomes.values()
+        counted = sum(outcome.counts_against_budget for outcome in outcomes)
+        live = len(self._summary.numbers) - len(self._summary.outcomes)
+        if counted >= self._remaining or (self._run_stop.check() is not None and not live):
+            return Searcher.FINISHED
+        if self._run_stop.reason is not None or live >= self._concurrency:
             return None
+        if counted + live >= self._remaining:
+            return None  # the live trials may still complete the budget
         ticket = self._recorder.ask()
         self._summary.numbers.append(ticket.number)
         return {"number": ticket.number, "seed": ticket.seed, "params": ticket.params}
@@ -224,6 +248,37 @@ class RecorderCallback(_Unpicklable, Callback):
             error=_error_text(trial),
         )
         self.finish(number, outcome)
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        """Give an outcome to trials Tune ended without telling its callbacks.
+
+        Tune errors a trial whose reused worker could not be reset, and stops trials at the end
+        of an experiment, without calling ``on_trial_error``/``on_trial_complete``; left
+        unrecorded, such a trial would hold a slot and stay RUNNING in storage.
+        """
+        for trial in trials:
+            if trial.status not in (Trial.ERROR, Trial.TERMINATED):
+                continue
+            number = int(trial.config["number"])
+            if number in self._summary.outcomes or number not in self._summary.numbers:
+                continue
+            last = self._last.get(number)
+            if trial.status == Trial.ERROR:
+                text = _error_text(trial).strip().splitlines()
+                outcome = lifecycle.decide(
+                    last,
+                    objectives=self._objectives,
+                    epochs=self._epochs,
+                    lost=text[-1] if text else "no error text",
+                )
+            else:
+                outcome = lifecycle.decide(
+                    last,
+                    objectives=self._objectives,
+                    epochs=self._epochs,
+                    run_stop=self._run_stop.reason,
+                )
+            self.finish(number, outcome)
 
     def unended(self) -> list[int]:
         """Trials this run asked for that have no outcome yet."""
@@ -445,10 +500,15 @@ def run_study(
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=RecorderSearcher(recorder, summary, run_stop),
+                search_alg=RecorderSearcher(
+                    recorder,
+                    summary,
+                    run_stop,
+                    remaining=remaining,
+                    concurrency=plan.concurrency,
+                ),
                 scheduler=_make_scheduler(spec, decisions),
-                num_samples=remaining,
-                max_concurrent_trials=plan.concurrency,
+                num_samples=-1,  # the searcher says when the budget is spent
                 reuse_actors=True,
             ),
             run_config=tune.RunConfig(

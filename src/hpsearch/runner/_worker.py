@@ -106,6 +106,11 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     from ray import tune
 
     os.environ.update(tensorflow_env(setup.cpus, setup.gpus, deterministic=setup.deterministic))
+    # Tune reuses this worker for the next trial only if the last one's training thread ends
+    # within this many seconds of being stopped (default 2). Ending a Keras fit can take
+    # longer with a large model (seen: a 26 s/epoch ResNet), and a failed reuse errors the
+    # next trial before it starts.
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")
     if "keras" in sys.modules:  # a reused worker: drop the previous trial's models and graphs
         sys.modules["keras"].backend.clear_session()
     objective = load_objective(setup.objective_file)
