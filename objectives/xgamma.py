@@ -1,15 +1,25 @@
-"""X-ray vs gamma-ray events from SDD pulse shapes (seed study 000) with a 1-D ResNet.
+"""X-ray vs gamma-ray events from SDD pulse shapes (seed study 000), any model family.
 
-One trial: read the study's split of the HDF5 file, build the ResNet the trial's parameters
-describe, train it with Adam on an exponentially decaying learning rate
-(``lr0 * decay_rate ** (step / decay_steps)``, the schedule without which the seed's validation
+One trial: read the study's split of the HDF5 file, build the model the trial's parameters
+describe, train it (by default with Adam on an exponentially decaying learning rate,
+``lr0 * decay_rate ** (step / decay_steps)``, the schedule without which the seed's validation
 loss never converged), report validation metrics every epoch and test metrics at the end.
 Inputs are baseline-subtracted and divided by one scale, the training split's median pulse
 height, computed once per study by :func:`input_stats`.
 
-Parameters (``search_spaces/xgamma_resnet.yaml``): ``blocks``, ``filters``, ``kernel_size``,
-``downsample``, ``norm``, ``dropout``, ``l2``, ``noise_std``, ``batch_size`` and the group
-``optimizer`` with ``learning_rate``, ``decay_rate``, ``decay_steps``.
+Parameters come in one of two formats:
+
+* Flat (``search_spaces/xgamma_resnet.yaml``): ``blocks``, ``filters``, ``kernel_size``,
+  ``downsample``, ``norm``, ``dropout``, ``l2``, ``noise_std``, ``batch_size`` and the group
+  ``optimizer`` with ``learning_rate``, ``decay_rate``, ``decay_steps``: the ResNet above, on
+  Adam with that decay.
+* Families (recognised by a ``model`` key): ``model`` (a family of
+  :data:`hpsearch.models.FAMILIES` with its parameters, e.g. ``{"name": "lstm", "units": 32,
+  "layers": 1, "bidirectional": False, "downsample": 4}``), ``regularisation`` (``dropout``,
+  ``l2``, ``noise_std``), ``optimizer`` (``{"name": "adam", "learning_rate": ...}``),
+  ``lr_schedule`` (e.g. ``{"name": "exponential", "decay_rate": ..., "decay_steps": ...}``;
+  constant if absent) and ``batch_size``. Seed 000 compared ResNet-10/16, LSTM-FCN, a plain CNN
+  and an LSTM on these pulses; this format lets one study search across them.
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ import numpy as np
 from hpsearch.objective import TrialContext
 
 if TYPE_CHECKING:
+    import keras
+
     from hpsearch.objective import DataRef
 
 METRICS = (
@@ -104,8 +116,52 @@ def scaling(ctx: TrialContext) -> tuple[int, float]:
     return int(stats["pretrigger_samples"]), scale
 
 
+def build_family_trial(
+    params: Mapping[str, Any], *, n_samples: int, n_classes: int, steps_per_epoch: int, epochs: int
+) -> tuple[keras.Model, keras.optimizers.Optimizer, list[keras.callbacks.Callback]]:
+    """The model, optimizer and schedule callbacks of a trial in the families format.
+
+    Args:
+        params: The trial's parameters, with ``model`` and ``optimizer`` and optionally
+            ``regularisation`` and ``lr_schedule``.
+        n_samples: Samples per pulse (the model reads ``(n_samples, 1)``).
+        n_classes: Classes of the softmax head.
+        steps_per_epoch: Training batches per epoch (for epoch-based schedules).
+        epochs: The trial's epoch budget (``cosine`` decays over all of it).
+
+    Raises:
+        ValueError: A group is missing, or :func:`~hpsearch.models.build_model` or
+            :func:`~hpsearch.models.build_optimizer` refused the parameters.
+    """
+    from hpsearch.models import Head, build_model, build_optimizer
+
+    if "optimizer" not in params:
+        raise ValueError(
+            "parameters with a `model` group need an `optimizer` group too "
+            f"(e.g. {{name: adam, learning_rate: 0.003}}), got keys {sorted(params)}"
+        )
+    model = build_model(
+        params["model"],
+        input_shape=(n_samples, 1),
+        head=Head("classification", n_classes),
+        regularisation=params.get("regularisation"),
+    )
+    optimizer, callbacks = build_optimizer(
+        params["optimizer"],
+        params.get("lr_schedule"),
+        steps_per_epoch=steps_per_epoch,
+        epochs=epochs,
+    )
+    return model, optimizer, callbacks
+
+
 def train(ctx: TrialContext) -> None:
-    """Train and score one ResNet on the xgamma task, reporting every epoch."""
+    """Train and score one model on the xgamma task, reporting every epoch.
+
+    The flat format builds the ResNet of :func:`~hpsearch.models.build_resnet1d` on Adam with
+    exponential decay; the families format (a ``model`` key) whichever family, optimizer and
+    schedule the trial chose (see the module docstring).
+    """
     import keras
 
     from hpsearch.models import build_resnet1d
@@ -125,31 +181,50 @@ def train(ctx: TrialContext) -> None:
         out: np.ndarray = ((x - baseline) / scale).astype(np.float32)
         return out
 
-    model = build_resnet1d(
-        (n_samples, 1),
-        info.n_classes,
-        blocks=int(params["blocks"]),
-        filters=int(params["filters"]),
-        kernel_size=int(params["kernel_size"]),
-        dropout=float(params["dropout"]),
-        l2=float(params["l2"]),
-        noise_std=float(params["noise_std"]),
-        downsample=int(params["downsample"]),
-        norm=params.get("norm", "group"),
-    )
-    opt = params["optimizer"]
-    schedule = keras.optimizers.schedules.ExponentialDecay(
-        initial_learning_rate=float(opt["learning_rate"]),
-        decay_steps=int(opt["decay_steps"]),
-        decay_rate=float(opt["decay_rate"]),
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
     try:
-        fit_and_report(ctx, model, train_reader, val_reader, test_reader, transform=normalise)
+        callbacks: list[keras.callbacks.Callback] = []
+        if "model" in params:
+            model, optimizer, callbacks = build_family_trial(
+                params,
+                n_samples=n_samples,
+                n_classes=info.n_classes,
+                steps_per_epoch=len(train_reader),
+                epochs=ctx.epochs,
+            )
+        else:
+            model = build_resnet1d(
+                (n_samples, 1),
+                info.n_classes,
+                blocks=int(params["blocks"]),
+                filters=int(params["filters"]),
+                kernel_size=int(params["kernel_size"]),
+                dropout=float(params["dropout"]),
+                l2=float(params["l2"]),
+                noise_std=float(params["noise_std"]),
+                downsample=int(params["downsample"]),
+                norm=params.get("norm", "group"),
+            )
+            opt = params["optimizer"]
+            schedule = keras.optimizers.schedules.ExponentialDecay(
+                initial_learning_rate=float(opt["learning_rate"]),
+                decay_steps=int(opt["decay_steps"]),
+                decay_rate=float(opt["decay_rate"]),
+            )
+            optimizer = keras.optimizers.Adam(learning_rate=schedule)
+        model.compile(
+            optimizer=optimizer,
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        fit_and_report(
+            ctx,
+            model,
+            train_reader,
+            val_reader,
+            test_reader,
+            transform=normalise,
+            callbacks=callbacks,
+        )
     finally:
         for reader in (train_reader, val_reader, test_reader):
             reader.close()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.data import BatchReader, keras_dataset
@@ -44,6 +44,7 @@ def fit_and_report(
     test: BatchReader,
     *,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> dict[str, Any]:
     """Train ``model`` for ``ctx.epochs`` epochs in one ``fit``, reporting after each.
 
@@ -60,6 +61,9 @@ def fit_and_report(
         val: Reader of the validation split.
         test: Reader of the test split, evaluated once after the last epoch.
         transform: Applied to every input batch (e.g. a normalisation).
+        callbacks: More Keras callbacks (a plateau schedule's, say). They run before the
+            epoch is reported, so what they add to the epoch's logs (``learning_rate``) is
+            reported too.
 
     Returns:
         The last report.
@@ -91,7 +95,7 @@ def fit_and_report(
         validation_data=val_data,
         shuffle=False,
         verbose=0,
-        callbacks=[_as_keras_callback(reports)],
+        callbacks=[*callbacks, _as_keras_callback(reports)],
     )
     if reports.failure is not None:
         raise reports.failure

@@ -26,16 +26,6 @@ Norm = Literal["group", "batch", "none"]
 GROUPS = 8
 
 
-def _normalization(norm: Norm, width: int) -> keras.layers.Layer:
-    from keras import layers
-
-    if norm == "batch":
-        return layers.BatchNormalization()
-    if norm == "group":
-        return layers.GroupNormalization(groups=GROUPS if width % GROUPS == 0 else 1)
-    return layers.Identity()
-
-
 def block_kernels(kernel_size: int) -> tuple[int, int, int]:
     """Kernel sizes of one block's three convolutions, Wang's 8/5/3 pattern scaled to ``k``."""
     return (kernel_size, max(3, round(kernel_size * 5 / 8)), 3)
@@ -56,6 +46,9 @@ def build_resnet1d(
 ) -> keras.Model:
     """Build (not compile) a 1-D ResNet classifier.
 
+    The ``resnet`` family of :func:`~hpsearch.models.build_model` with a softmax head, layer
+    for layer (same layers in the same order, so the same weights for the same seed).
+
     Args:
         input_shape: ``(n_samples, n_channels)`` of one event.
         n_classes: Softmax outputs.
@@ -69,33 +62,29 @@ def build_resnet1d(
         norm: ``group`` (default, see the module docstring), ``batch`` (Wang's), or ``none``.
 
     Raises:
-        ValueError: ``norm`` is not one of the three.
+        ValueError: ``norm`` is not one of the three, the shape is not ``(length, channels)``,
+            or another parameter is invalid (see :func:`~hpsearch.models.build_model`).
     """
     if norm not in ("group", "batch", "none"):
         raise ValueError(f"norm must be 'group', 'batch' or 'none', got {norm!r}")
-    import keras
-    from keras import layers
+    if len(input_shape) != 2:
+        raise ValueError(
+            f"build_resnet1d reads sequences (length, channels), got input_shape {input_shape}; "
+            "for images use build_model({'name': 'resnet', ...}, ...)"
+        )
+    from hpsearch.models._base import Head
+    from hpsearch.models._families import build_model
 
-    regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
-    inputs = keras.Input(shape=input_shape)
-    x = inputs
-    if downsample > 1:
-        x = layers.AveragePooling1D(pool_size=downsample)(x)
-    if noise_std > 0:
-        x = layers.GaussianNoise(noise_std)(x)
-    for index in range(blocks):
-        width = filters if index == 0 else 2 * filters
-        shortcut = layers.Conv1D(width, 1, padding="same", kernel_regularizer=regularizer)(x)
-        shortcut = _normalization(norm, width)(shortcut)
-        y = x
-        for position, kernel in enumerate(block_kernels(kernel_size)):
-            y = layers.Conv1D(width, kernel, padding="same", kernel_regularizer=regularizer)(y)
-            y = _normalization(norm, width)(y)
-            if position < 2:
-                y = layers.Activation("relu")(y)
-        x = layers.Activation("relu")(layers.Add()([shortcut, y]))
-    x = layers.GlobalAveragePooling1D()(x)
-    if dropout > 0:
-        x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=regularizer)(x)
-    return keras.Model(inputs, outputs, name=f"resnet{3 * blocks + 1}")
+    return build_model(
+        {
+            "name": "resnet",
+            "blocks": blocks,
+            "filters": filters,
+            "kernel_size": kernel_size,
+            "norm": norm,
+            "downsample": downsample,
+        },
+        input_shape=input_shape,
+        head=Head("classification", n_classes),
+        regularisation={"dropout": dropout, "l2": l2, "noise_std": noise_std},
+    )
