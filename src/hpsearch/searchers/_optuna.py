@@ -17,41 +17,42 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.seeding import derive_seed
-from hpsearch.spec import CategoricalParam, FloatParam, IntParam, SearchSpace, StudySpec
+from hpsearch.spec import FloatParam, IntParam, Param, SearchSpace, StudySpec
 
 
 def suggest(space: SearchSpace, trial: optuna.Trial) -> dict[str, Any]:
-    """Draw every parameter of ``space`` on ``trial`` and return the nested dict."""
-    flat: dict[str, Any] = {}
-    for name, param in space.params().items():
+    """Draw the parameters ``space`` makes active on ``trial`` and return the nested dict.
+
+    Define-by-run: a choice is suggested as a categorical first, and only the chosen option's
+    parameters are suggested after it, so Optuna stores exactly the trial's branch.
+    """
+
+    def draw(name: str, param: Param) -> Any:
         if isinstance(param, FloatParam):
-            flat[name] = trial.suggest_float(
-                name, param.low, param.high, log=param.log, step=param.step
-            )
-        elif isinstance(param, IntParam):
-            flat[name] = trial.suggest_int(
-                name, param.low, param.high, log=param.log, step=param.step
-            )
-        elif isinstance(param, CategoricalParam):
-            flat[name] = trial.suggest_categorical(name, param.choices)
-    return space.decode(flat)
+            return trial.suggest_float(name, param.low, param.high, log=param.log, step=param.step)
+        if isinstance(param, IntParam):
+            return trial.suggest_int(name, param.low, param.high, log=param.log, step=param.step)
+        return trial.suggest_categorical(name, param.choices)
+
+    return space.decode(space.sample(draw))
 
 
 def distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDistribution]:
-    """Optuna distributions of ``space``, for trials written after the fact (``add_trial``)."""
-    out: dict[str, optuna.distributions.BaseDistribution] = {}
-    for name, param in space.params().items():
-        if isinstance(param, FloatParam):
-            out[name] = optuna.distributions.FloatDistribution(
-                param.low, param.high, log=param.log, step=param.step
-            )
-        elif isinstance(param, IntParam):
-            out[name] = optuna.distributions.IntDistribution(
-                param.low, param.high, log=param.log, step=param.step
-            )
-        else:
-            out[name] = optuna.distributions.CategoricalDistribution(param.choices)
-    return out
+    """Optuna distributions of every name in ``space`` (all branches), for ``add_trial``."""
+    return {name: distribution(param) for name, param in space.params().items()}
+
+
+def distribution(param: Param) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution of one parameter (a choice as a categorical of its options)."""
+    if isinstance(param, FloatParam):
+        return optuna.distributions.FloatDistribution(
+            param.low, param.high, log=param.log, step=param.step
+        )
+    if isinstance(param, IntParam):
+        return optuna.distributions.IntDistribution(
+            param.low, param.high, log=param.log, step=param.step
+        )
+    return optuna.distributions.CategoricalDistribution(param.choices)
 
 
 class OptunaSearcher:

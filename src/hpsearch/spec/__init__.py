@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from hpsearch.spec._space import (
+    OPTION_KEY,
     CategoricalParam,
+    Choice,
     FloatParam,
     IntParam,
+    Param,
     SearchSpace,
     load_space,
 )
@@ -24,12 +27,15 @@ from hpsearch.spec._study import (
 
 __all__ = [
     "DEFAULT_STORAGE",
+    "OPTION_KEY",
     "BudgetSpec",
     "CategoricalParam",
+    "Choice",
     "DataSpec",
     "FloatParam",
     "IntParam",
     "ObjectiveSpec",
+    "Param",
     "ResourcesSpec",
     "SchedulerSpec",
     "SearchSpace",

@@ -1,26 +1,42 @@
 """Search spaces: what a trial's parameters may be, declared in ``search_spaces/*.yaml``.
 
 A space file is a tree. A mapping with a ``type`` key is a parameter (``float``, ``int`` or
-``categorical``); any other mapping is a group whose keys nest, and a plain scalar is a constant.
-Every searcher sees the same tree and decodes to the same nested dict, so an objective never
-knows which library chose its parameters::
+``categorical``) or a conditional ``choice``; any other mapping is a group whose keys nest, and
+a plain scalar is a constant. Every searcher sees the same tree and decodes to the same nested
+dict, so an objective never knows which library chose its parameters::
 
-    family: resnet1d
     params:
-      blocks: {type: int, low: 1, high: 5}
+      include: fragments/regularisation.yaml        # dropout, l2, noise_std (overridable here)
+      batch_size: {type: categorical, choices: [32, 64]}
+      model:
+        type: choice                                 # one option is taken per trial ...
+        options:
+          resnet:                                    # ... and only its parameters exist
+            blocks: {type: int, low: 1, high: 5}
+          lstm:
+            units: {type: int, low: 8, high: 64, log: true}
+            downsample: 8                            # a constant of this option
       optimizer:
         name: adam                                   # constant
         learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
 
-Dotted names (``optimizer.learning_rate``) identify parameters in storage and on the command
-line.
+A choice decodes to a dict holding the option's ``name`` and its own values: an LSTM trial gets
+``{"model": {"name": "lstm", "units": 32, "downsample": 8}, ...}`` and has no ``blocks``.
+Dotted names identify parameters in storage and on the command line; a parameter inside an
+option carries the option in its name (``model`` is the choice, ``model.lstm.units`` the
+LSTM's units), so a stored trial says which branch each value belongs to.
+
+``include`` (a path or a list of paths, relative to the including file) merges fragment files
+into a group or an option: a fragment is a group's body, may include others, and keys written
+beside the ``include`` override the fragment's (groups merge key by key).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -57,11 +73,25 @@ class FloatParam(_Param):
             raise ValueError(f"a log-scaled range needs `low > 0`, but low={self.low}")
         if self.log and self.step is not None:
             raise ValueError("`step` and `log: true` cannot be combined")
+        if self.step is not None:
+            steps = (self.high - self.low) / self.step
+            if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
+                raise ValueError(
+                    f"`step` must divide `high - low`, but step={self.step} and "
+                    f"high - low = {self.high - self.low:g} ({steps:g} steps); e.g. "
+                    f"high={self.low + math.floor(steps) * self.step:g}"
+                )
         return self
+
+    def size(self) -> int | None:
+        """How many values it takes (None: a continuum)."""
+        if self.step is None:
+            return None if self.high > self.low else 1
+        return round((self.high - self.low) / self.step) + 1
 
 
 class IntParam(_Param):
-    """An integer parameter on ``[low, high]`` (both ends included)."""
+    """An integer parameter on ``[low, high]`` (both ends included), every ``step``."""
 
     type: Literal["int"]
     low: int
@@ -79,7 +109,17 @@ class IntParam(_Param):
             raise ValueError(f"a log-scaled integer range needs `low >= 1`, but low={self.low}")
         if self.log and self.step != 1:
             raise ValueError("`step` and `log: true` cannot be combined")
+        if (self.high - self.low) % self.step:
+            fitting = self.high - (self.high - self.low) % self.step
+            raise ValueError(
+                f"`step` must divide `high - low`, but step={self.step} and "
+                f"high - low = {self.high - self.low}; e.g. high={fitting}"
+            )
         return self
+
+    def size(self) -> int:
+        """How many values it takes."""
+        return (self.high - self.low) // self.step + 1
 
 
 class CategoricalParam(_Param):
@@ -95,6 +135,10 @@ class CategoricalParam(_Param):
             raise ValueError(f"choices must be distinct, but got {self.choices}")
         return self
 
+    def size(self) -> int:
+        """How many values it takes."""
+        return len(self.choices)
+
 
 Param = FloatParam | IntParam | CategoricalParam
 _BY_TYPE: dict[str, type[Param]] = {
@@ -103,8 +147,32 @@ _BY_TYPE: dict[str, type[Param]] = {
     "categorical": CategoricalParam,
 }
 _LEAVES = (FloatParam, IntParam, CategoricalParam)
+#: The key a decoded choice holds its option's name under; no option may use it otherwise.
+OPTION_KEY = "name"
 
-Node = Param | Scalar | dict[str, "Node"]
+
+@dataclass(frozen=True)
+class Choice:
+    """A conditional choice: each trial takes one option, and only that option's parameters.
+
+    Attributes:
+        options: Each option's name and its group of parameters, constants and choices (an
+            option may be empty, e.g. ``constant: {}`` among learning-rate schedules).
+    """
+
+    options: dict[str, dict[str, Node]]
+
+    def as_param(self) -> CategoricalParam:
+        """The choice itself, as the categorical parameter a searcher draws."""
+        return CategoricalParam(type="categorical", choices=list(self.options))
+
+    def size(self) -> int:
+        """How many options."""
+        return len(self.options)
+
+
+Node = Param | Choice | Scalar | dict[str, "Node"]
+Draw = Callable[[str, Param], Any]
 
 
 class _SpaceFile(BaseModel):
@@ -121,33 +189,51 @@ class SearchSpace:
 
     Attributes:
         source: The file it was read from.
-        family: The model family this space builds (e.g. ``resnet1d``), if fixed.
-        tree: Nested mapping of names to parameters, constants and groups.
+        family: The model family this space builds (e.g. ``resnet``), if fixed.
+        tree: Nested mapping of names to parameters, choices, constants and groups.
+        includes: Every fragment file it read, in order.
     """
 
     source: Path
     family: str | None
     tree: dict[str, Node] = field(repr=False)
+    includes: tuple[Path, ...] = ()
 
-    def params(self) -> dict[str, FloatParam | IntParam | CategoricalParam]:
-        """The searched parameters by dotted name, in file order."""
-        return {name: node for name, node in _walk(self.tree) if isinstance(node, _LEAVES)}
+    def params(self) -> dict[str, Param]:
+        """Every searched name in every branch, in file order; a choice as a categorical."""
+        return dict(_params(self.tree, ""))
 
-    def constants(self) -> dict[str, Scalar]:
-        """The fixed values by dotted name."""
-        return {name: node for name, node in _walk(self.tree) if not isinstance(node, _LEAVES)}
+    @property
+    def conditional(self) -> bool:
+        """Whether some parameter exists only in some trials (the space has a choice)."""
+        return any(isinstance(node, Choice) for _, node in _nodes(self.tree, ""))
+
+    def sample(self, draw: Draw) -> dict[str, Any]:
+        """Walk the tree once, drawing each parameter the drawn options make active.
+
+        ``draw(name, param)`` returns the value of one parameter (for a choice, ``param`` is
+        :meth:`Choice.as_param` and the value an option name). Every searcher converter is a
+        ``draw``; the walk, and with it the conditional structure, is the same for all.
+
+        Returns:
+            The flat values by dotted name: the trial's active parameters only.
+        """
+        flat: dict[str, Any] = {}
+        _sample(self.tree, "", draw, flat)
+        return flat
 
     def decode(self, flat: Mapping[str, Any]) -> dict[str, Any]:
-        """Nest dotted ``flat`` values, filling in constants: what an objective receives."""
-        values = {**self.constants(), **flat}
-        nested: dict[str, Any] = {}
-        for name, value in values.items():
-            *groups, leaf = name.split(".")
-            target = nested
-            for group in groups:
-                target = target.setdefault(group, {})
-            target[leaf] = value
-        return nested
+        """Nest dotted ``flat`` values, filling in constants: what an objective receives.
+
+        Raises:
+            ValueError: A value of the active branches is missing, or a choice holds an
+                option the space does not have.
+        """
+        return _decode(self.tree, "", flat)
+
+    def size(self) -> int | None:
+        """Points of the space (options add, groups multiply); None if some range is a continuum."""
+        return _size(self.tree)
 
     def fingerprint(self) -> str:
         """A short hash of the space, stored with a study to refuse mixing spaces in one."""
@@ -159,13 +245,74 @@ class SearchSpace:
         return {"family": self.family, "params": _dump(self.tree)}
 
 
-def _walk(tree: Mapping[str, Node], prefix: str = "") -> Iterator[tuple[str, Any]]:
+def _nodes(tree: Mapping[str, Node], prefix: str) -> Iterator[tuple[str, Node]]:
+    """Every node under ``tree`` with its dotted name, options' contents included."""
     for key, node in tree.items():
         name = f"{prefix}{key}"
+        yield name, node
         if isinstance(node, dict):
-            yield from _walk(node, name + ".")
-        else:
+            yield from _nodes(node, name + ".")
+        elif isinstance(node, Choice):
+            for option, body in node.options.items():
+                yield from _nodes(body, f"{name}.{option}.")
+
+
+def _params(tree: Mapping[str, Node], prefix: str) -> Iterator[tuple[str, Param]]:
+    for name, node in _nodes(tree, prefix):
+        if isinstance(node, _LEAVES):
             yield name, node
+        elif isinstance(node, Choice):
+            yield name, node.as_param()
+
+
+def _sample(tree: Mapping[str, Node], prefix: str, draw: Draw, flat: dict[str, Any]) -> None:
+    for key, node in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(node, _LEAVES):
+            flat[name] = draw(name, node)
+        elif isinstance(node, Choice):
+            option = draw(name, node.as_param())
+            flat[name] = option
+            _sample(node.options[option], f"{name}.{option}.", draw, flat)
+        elif isinstance(node, dict):
+            _sample(node, name + ".", draw, flat)
+
+
+def _decode(tree: Mapping[str, Node], prefix: str, flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, node in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(node, (*_LEAVES, Choice)) and name not in flat:
+            raise ValueError(f"no value for {name!r}, which the trial's branches make active")
+        if isinstance(node, _LEAVES):
+            nested[key] = flat[name]
+        elif isinstance(node, Choice):
+            option = flat[name]
+            if option not in node.options:
+                raise ValueError(f"{name!r} = {option!r} is none of {list(node.options)}")
+            body = _decode(node.options[option], f"{name}.{option}.", flat)
+            nested[key] = {OPTION_KEY: option, **body}
+        elif isinstance(node, dict):
+            nested[key] = _decode(node, name + ".", flat)
+        else:
+            nested[key] = node
+    return nested
+
+
+def _size(tree: Mapping[str, Node]) -> int | None:
+    total: int | None = 1
+    for node in tree.values():
+        if isinstance(node, _LEAVES):
+            part = node.size()
+        elif isinstance(node, Choice):
+            sizes = [_size(body) for body in node.options.values()]
+            part = None if None in sizes else sum(s for s in sizes if s is not None)
+        elif isinstance(node, dict):
+            part = _size(node)
+        else:
+            continue
+        total = None if total is None or part is None else total * part
+    return total
 
 
 def _dump(tree: Mapping[str, Node]) -> dict[str, Any]:
@@ -173,6 +320,11 @@ def _dump(tree: Mapping[str, Node]) -> dict[str, Any]:
     for key, node in tree.items():
         if isinstance(node, dict):
             out[key] = _dump(node)
+        elif isinstance(node, Choice):
+            out[key] = {
+                "type": "choice",
+                "options": {name: _dump(body) for name, body in node.options.items()},
+            }
         elif isinstance(node, _Param):
             out[key] = node.model_dump(exclude_defaults=True) | {"type": node.type}
         else:
@@ -180,53 +332,178 @@ def _dump(tree: Mapping[str, Node]) -> dict[str, Any]:
     return out
 
 
-def _parse_tree(raw: Mapping[str, Any], source: Path, prefix: tuple[str, ...]) -> dict[str, Node]:
-    tree: dict[str, Node] = {}
-    for key, value in raw.items():
-        loc = (*prefix, str(key))
+@dataclass
+class _Reader:
+    """Parses one space file and the fragments it includes, remembering what it read."""
+
+    includes: list[Path] = field(default_factory=list)
+
+    def group(
+        self,
+        raw: Mapping[str, Any],
+        source: Path,
+        loc: tuple[str, ...],
+        chain: tuple[Path, ...],
+        *,
+        empty_ok: bool = False,
+    ) -> dict[str, Node]:
+        merged: dict[str, Node] = {}
+        if "include" in raw:
+            for path in self._include_paths(raw["include"], source, loc, chain):
+                fragment = read_yaml_mapping(path, what="space fragment")
+                merged = _merge(merged, self.group(fragment, path, (), (*chain, path)))
+        local: dict[str, Node] = {}
+        for key, value in raw.items():
+            if key == "include":
+                continue
+            local[key] = self.node(key, value, source, (*loc, str(key)), chain)
+        merged = _merge(merged, local)
+        if not merged and not empty_ok:
+            raise InputError(
+                source, ".".join(loc), "empty group", "add parameters to the group or remove it"
+            )
+        return merged
+
+    def _include_paths(
+        self, value: Any, source: Path, loc: tuple[str, ...], chain: tuple[Path, ...]
+    ) -> list[Path]:
+        key = ".".join((*loc, "include"))
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(isinstance(item, str) and item for item in items):
+            raise InputError(
+                source,
+                key,
+                f"`include` must be a file path or a list of them, got {value!r}",
+                "write e.g. `include: fragments/regularisation.yaml`",
+            )
+        paths = []
+        for item in items:
+            path = (source.parent / item).resolve()
+            trail = " -> ".join(str(p) for p in (*chain, path))
+            if path in chain:
+                raise InputError(
+                    source,
+                    key,
+                    f"include cycle: {trail}",
+                    "remove the include that leads back to a file already being read",
+                )
+            if not path.is_file():
+                raise InputError(
+                    source,
+                    key,
+                    f"included file {item!r} not found (looked at {path}; chain: {trail})",
+                    "give a path relative to the including file's folder",
+                )
+            self.includes.append(path)
+            paths.append(path)
+        return paths
+
+    def node(
+        self, key: Any, value: Any, source: Path, loc: tuple[str, ...], chain: tuple[Path, ...]
+    ) -> Node:
+        where = ".".join(loc)
         if not isinstance(key, str) or not key.isidentifier():
             raise InputError(
                 source,
-                ".".join(loc),
+                where,
                 f"parameter name {key!r} is not a valid name",
                 "use letters, digits and underscores, not starting with a digit",
             )
         if isinstance(value, Mapping) and "type" in value:
+            if value["type"] == "choice":
+                return self.choice(value, source, loc, chain)
             kind = _BY_TYPE.get(str(value["type"]))
             if kind is None:
                 raise InputError(
                     source,
-                    ".".join((*loc, "type")),
+                    f"{where}.type",
                     f"unknown parameter type {value['type']!r}",
-                    f"use one of {', '.join(_BY_TYPE)}",
+                    f"use one of {', '.join([*_BY_TYPE, 'choice'])}",
                 )
             try:
-                tree[key] = kind.model_validate(dict(value))
+                return kind.model_validate(dict(value))
             except ValidationError as exc:
                 raise raise_input_error(exc, source, prefix=loc, model=kind) from exc
-        elif isinstance(value, Mapping):
-            if not value:
-                raise InputError(
-                    source, ".".join(loc), "empty group", "add parameters to the group or remove it"
-                )
-            tree[key] = _parse_tree(value, source, loc)
-        elif isinstance(value, list):
+        if isinstance(value, Mapping):
+            return self.group(value, source, loc, chain)
+        if isinstance(value, list):
             raise InputError(
                 source,
-                ".".join(loc),
+                where,
                 f"a bare list {value!r} is ambiguous",
                 "write `{type: categorical, choices: [...]}` to search over it",
             )
+        return value  # type: ignore[no-any-return]
+
+    def choice(
+        self, raw: Mapping[str, Any], source: Path, loc: tuple[str, ...], chain: tuple[Path, ...]
+    ) -> Choice:
+        where = ".".join(loc)
+        unknown = sorted(set(raw) - {"type", "options", "description"})
+        if unknown:
+            raise InputError(
+                source,
+                f"{where}.{unknown[0]}",
+                f"a choice takes `options` (and a `description`), not {unknown}",
+                "put the options' parameters under `options: {NAME: {...}}`",
+            )
+        options = raw.get("options")
+        if not isinstance(options, Mapping) or not options:
+            raise InputError(
+                source,
+                f"{where}.options",
+                f"a choice needs a non-empty mapping of options, got {options!r}",
+                "write `options: {adam: {learning_rate: ...}, sgd: {...}}` (an option may be {})",
+            )
+        parsed: dict[str, dict[str, Node]] = {}
+        for name, body in options.items():
+            at = (*loc, "options", str(name))
+            if not isinstance(name, str) or not name.isidentifier():
+                raise InputError(
+                    source,
+                    ".".join(at),
+                    f"option name {name!r} is not a valid identifier",
+                    "use letters, digits and underscores, not starting with a digit",
+                )
+            if body is None:
+                body = {}
+            if not isinstance(body, Mapping):
+                raise InputError(
+                    source,
+                    ".".join(at),
+                    f"an option is a mapping of its parameters, got {body!r}",
+                    f"write `{name}: {{}}` for an option without parameters",
+                )
+            group = self.group(body, source, at, chain, empty_ok=True)
+            if OPTION_KEY in group:
+                raise InputError(
+                    source,
+                    ".".join((*at, OPTION_KEY)),
+                    f"`{OPTION_KEY}` is reserved: a decoded choice holds its option's name there",
+                    "rename the parameter",
+                )
+            parsed[name] = group
+        return Choice(options=parsed)
+
+
+def _merge(base: Mapping[str, Node], over: Mapping[str, Node]) -> dict[str, Node]:
+    """``over`` on top of ``base``: groups merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, node in over.items():
+        below = merged.get(key)
+        if isinstance(below, dict) and isinstance(node, dict):
+            merged[key] = _merge(below, node)
         else:
-            tree[key] = value
-    return tree
+            merged[key] = node
+    return merged
 
 
 def load_space(path: str | Path) -> SearchSpace:
-    """Read and validate a search-space file.
+    """Read and validate a search-space file and the fragments it includes.
 
     Raises:
-        InputError: The file is missing, is not YAML, or declares an invalid parameter.
+        InputError: The file or a fragment is missing or not YAML, an include is missing or
+            cyclic, or a parameter, choice or name is invalid.
     """
     source = Path(path)
     raw = read_yaml_mapping(source, what="search space")
@@ -234,16 +511,39 @@ def load_space(path: str | Path) -> SearchSpace:
         document = _SpaceFile.model_validate(raw)
     except ValidationError as exc:
         raise raise_input_error(exc, source, model=_SpaceFile) from exc
-    tree = _parse_tree(document.params, source, ("params",))
-    space = SearchSpace(source=source, family=document.family, tree=tree)
+    reader = _Reader()
+    tree = reader.group(document.params, source, ("params",), (source.resolve(),))
+    space = SearchSpace(
+        source=source, family=document.family, tree=tree, includes=tuple(reader.includes)
+    )
     if not space.params():
         raise InputError(
             source,
             "params",
             "declares no searched parameter, only constants",
-            "give at least one parameter a `type: float|int|categorical`",
+            "give at least one parameter a `type: float|int|categorical|choice`",
         )
     return space
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int) -> None:
+        super().__init__(f"duplicate key {key!r} at line {line}")
+        self.key = key
+        self.line = line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def read_yaml_mapping(source: Path, *, what: str) -> dict[str, Any]:
@@ -256,7 +556,14 @@ def read_yaml_mapping(source: Path, *, what: str) -> dict[str, Any]:
             "check the path; relative paths are taken from the current directory",
         )
     try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+        raw = yaml.load(source.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except _DuplicateKey as exc:
+        raise InputError(
+            source,
+            str(exc.key),
+            f"the key {exc.key!r} is given twice (again at line {exc.line})",
+            "keep one of them: YAML would silently use the last",
+        ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
