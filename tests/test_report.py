@@ -17,14 +17,17 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
-from optuna.distributions import FloatDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState, create_trial
 from rich.console import Console
 
 from hpsearch.report import (
+    FAMILY_PARAM,
     StudyView,
     _metric,
+    families,
+    family_table,
     pareto_figure,
     pareto_table,
     pareto_trials,
@@ -361,3 +364,298 @@ def test_a_view_is_read_once_and_reused() -> None:
     pareto_table(view)
     assert storage.reads == {"user_attrs": 0, "trials": 0}
     assert view.directions == (StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE)
+
+
+# -- model families (seed 000's comparison) ----------------------------------------------------
+
+_FAMILIES = ["resnet", "lstm", "lstm_fcn", "cnn"]
+
+
+def _family_trial(
+    study: optuna.Study,
+    family: str,
+    state: TrialState,
+    metrics: dict[str, float],
+    **attrs: Any,
+) -> None:
+    """A trial of a families space as the Recorder stores it: the choice, then its parameters.
+
+    Every metric goes to the user attributes; a COMPLETE trial also gets the objectives (from
+    ``metrics`` or ``attrs``) as its values, in the study's order.
+    """
+    objectives = study.user_attrs["objectives"]
+    own = f"{FAMILY_PARAM}.{family}.units"
+    study.add_trial(
+        create_trial(
+            state=state,
+            values=[{**metrics, **attrs}[o] for o in objectives]
+            if state == TrialState.COMPLETE
+            else None,
+            params={FAMILY_PARAM: family, own: 16},
+            distributions={
+                FAMILY_PARAM: CategoricalDistribution(_FAMILIES),
+                own: IntDistribution(8, 64),
+            },
+            user_attrs={**metrics, **attrs},
+        )
+    )
+
+
+#: (family, state, val_accuracy, val_loss, other user attributes) of the families study.
+_FAMILY_TRIALS: list[tuple[str, TrialState, float | None, float | None, dict[str, Any]]] = [
+    # 0: dominated by 1; lstm's best by val_accuracy, not by val_loss
+    ("lstm", TrialState.COMPLETE, 0.855, 0.37, {"test_loss": 0.366, "test_accuracy": 0.841,
+     "train_seconds": 362.4, "n_params": 52_000, "epochs_reached": 50}),
+    # 1: front; resnet's best either way
+    ("resnet", TrialState.COMPLETE, 0.86, 0.31, {"test_loss": 0.302, "test_accuracy": 0.863,
+     "train_seconds": 109.6, "n_params": 480_000, "epochs_reached": 50}),
+    # 2: dominated by 1
+    ("resnet", TrialState.COMPLETE, 0.85, 0.33, {"test_loss": 0.33, "test_accuracy": 0.851,
+     "train_seconds": 120.0, "n_params": 250_000, "epochs_reached": 40}),
+    # 3: front, best val_accuracy overall; no train_seconds stored
+    ("lstm_fcn", TrialState.COMPLETE, 0.87, 0.35, {"test_loss": 0.312, "test_accuracy": 0.86,
+     "n_params": 300_000, "epochs_reached": 50}),
+    # 4: front, best val_loss overall; lstm's best by val_loss
+    ("lstm", TrialState.COMPLETE, 0.85, 0.30, {"test_loss": 0.299, "test_accuracy": 0.845,
+     "train_seconds": 400.0, "n_params": 64_000, "epochs_reached": 30}),
+    ("lstm", TrialState.PRUNED, 0.60, 0.70, {"epochs_reached": 2}),  # 5
+    ("resnet", TrialState.PRUNED, 0.65, 0.60, {"epochs_reached": 3}),  # 6
+    ("cnn", TrialState.PRUNED, 0.55, 0.80, {"epochs_reached": 1}),  # 7
+    ("cnn", TrialState.PRUNED, None, None, {"epochs_reached": 0}),  # 8: no partial values
+    ("lstm", TrialState.FAIL, None, None, {"error": "OOM"}),  # 9: never drawn nor counted
+]  # fmt: skip
+
+
+def _families_study(
+    objectives: list[str], directions: list[str], extra: dict[int, dict[str, Any]] | None = None
+) -> optuna.Study:
+    """The study of ``_FAMILY_TRIALS``, with ``extra`` user attributes by trial number."""
+    study = _study(objectives, directions)
+    for number, (family, state, accuracy, loss, attrs) in enumerate(_FAMILY_TRIALS):
+        metrics = {
+            k: v for k, v in (("val_accuracy", accuracy), ("val_loss", loss)) if v is not None
+        }
+        _family_trial(study, family, state, metrics, **attrs, **(extra or {}).get(number, {}))
+    return study
+
+
+def _cells(table: Any) -> dict[str, list[str]]:
+    return {str(c.header): [str(cell) for cell in c.cells] for c in table.columns}
+
+
+def _rows(table: Any) -> list[list[str]]:
+    return [list(row) for row in zip(*_cells(table).values(), strict=True)]
+
+
+_FAMILY_HEADERS = [
+    "family",
+    "trials (complete/pruned)",
+    "trial",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "train_seconds",
+    "parameters",
+    "epochs",
+]
+_CNN_ROW = ["cnn", "0/2", "no complete trial", "-", "-", "-", "-", "-", "-", "-"]
+
+
+def test_families_group_complete_trials_by_the_choice() -> None:
+    study = _families_study(["val_accuracy", "val_loss"], ["maximize", "minimize"])
+    grouped = families(study)
+    # The choice's order, COMPLETE trials only: cnn has none, the FAIL lstm trial is left out.
+    assert list(grouped) == ["resnet", "lstm", "lstm_fcn"]
+    assert {k: [t.number for t in v] for k, v in grouped.items()} == {
+        "resnet": [1, 2],
+        "lstm": [0, 4],
+        "lstm_fcn": [3],
+    }
+    assert families(_two_objective_study()) == {}
+
+
+def test_family_table_lists_each_familys_best_trial_by_the_first_objective() -> None:
+    table = family_table(_families_study(["val_accuracy", "val_loss"], ["maximize", "minimize"]))
+    assert table is not None
+    assert [c.header for c in table.columns] == _FAMILY_HEADERS
+    assert "seed 000" in str(table.title)
+    assert table.caption == "best by val_accuracy (max); test metrics shown, never used to choose"
+    # Best family first; lstm's best by val_accuracy is trial 0, though trial 4 has less loss.
+    assert _rows(table) == [
+        ["lstm_fcn", "1/0", "3", "0.3500", "0.8700", "0.3120", "0.8600", "-", "300,000", "50"],
+        ["resnet", "2/1", "1", "0.3100", "0.8600", "0.3020", "0.8630", "109.6", "480,000", "50"],
+        ["lstm", "2/1", "0", "0.3700", "0.8550", "0.3660", "0.8410", "362.4", "52,000", "50"],
+        _CNN_ROW,
+    ]
+
+
+def test_family_table_follows_a_minimized_first_objective() -> None:
+    table = family_table(_families_study(["val_loss", "val_accuracy"], ["minimize", "maximize"]))
+    assert table is not None
+    assert [c.header for c in table.columns] == _FAMILY_HEADERS
+    assert table.caption == "best by val_loss (min); test metrics shown, never used to choose"
+    assert _rows(table) == [
+        ["lstm", "2/1", "4", "0.3000", "0.8500", "0.2990", "0.8450", "400.0", "64,000", "30"],
+        ["resnet", "2/1", "1", "0.3100", "0.8600", "0.3020", "0.8630", "109.6", "480,000", "50"],
+        ["lstm_fcn", "1/0", "3", "0.3500", "0.8700", "0.3120", "0.8600", "-", "300,000", "50"],
+        _CNN_ROW,
+    ]
+
+
+def test_a_family_never_sampled_is_listed_with_zero_counts() -> None:
+    study = _study(["val_accuracy"], ["maximize"])
+    _family_trial(study, "resnet", TrialState.COMPLETE, {"val_accuracy": 0.8})
+    table = family_table(study)
+    assert table is not None
+    assert _cells(table)["family"] == ["resnet", "lstm", "lstm_fcn", "cnn"]
+    assert _cells(table)["trials (complete/pruned)"] == ["1/0", "0/0", "0/0", "0/0"]
+    assert _cells(table)["trial"] == [
+        "0",
+        "no complete trial",
+        "no complete trial",
+        "no complete trial",
+    ]
+
+
+def test_a_study_without_a_categorical_model_parameter_has_no_family_table() -> None:
+    assert family_table(_two_objective_study()) is None
+    numeric = _study(["val_loss"], ["minimize"])
+    numeric.add_trial(
+        create_trial(
+            value=0.3, params={FAMILY_PARAM: 2.0}, distributions={FAMILY_PARAM: _DIST["x"]}
+        )
+    )
+    assert family_table(numeric) is None
+    assert families(numeric) == {}
+
+
+def _family_colors(figure: Any) -> dict[str, str]:
+    """Each family's colour, from its traces (which must agree), by legend group."""
+    colors: dict[str, str] = {}
+    for trace in figure.data:
+        if trace.legendgroup:
+            assert colors.setdefault(trace.legendgroup, trace.marker.color) == trace.marker.color
+    return colors
+
+
+def test_the_plane_is_coloured_by_family_and_keeps_one_front() -> None:
+    study = _families_study(["val_accuracy", "val_loss"], ["maximize", "minimize"])
+    figure = pareto_figure(study)
+
+    def family_points(label: str) -> dict[str, list[tuple[float, float]]]:
+        return {t.legendgroup: _points(t) for t in figure.data if t.legendgroup and label in t.name}
+
+    assert family_points("complete (dominated)") == {
+        "resnet": [(0.33, 0.85)],
+        "lstm": [(0.37, 0.855)],
+        "lstm_fcn": [],
+        "cnn": [],
+    }
+    assert family_points("stopped early") == {
+        "resnet": [(0.60, 0.65)],
+        "lstm": [(0.70, 0.60)],
+        "lstm_fcn": [],
+        "cnn": [(0.80, 0.55)],
+    }
+    assert _trace(figure, "cnn: stopped early").name.endswith("[1], 1 more without partial values")
+    assert _trace(figure, "resnet: complete (dominated)").name.endswith("[1]")
+    for trace in figure.data:
+        if trace.legendgroup and "stopped early" in trace.name:
+            assert trace.marker.symbol == "x"
+
+    # The front is the one it would be without families, drawn as one staircase.
+    twin = _study(["val_accuracy", "val_loss"], ["maximize", "minimize"])
+    for _, state, accuracy, loss, _ in _FAMILY_TRIALS:
+        if state == TrialState.COMPLETE:
+            assert accuracy is not None and loss is not None
+            _complete(twin, [accuracy, loss])
+    front = _trace(figure, "Pareto front")
+    assert _points(front) == _points(_trace(pareto_figure(twin), "Pareto front"))
+    assert _points(front) == [(0.30, 0.85), (0.31, 0.86), (0.35, 0.87)]
+    assert front.line.shape == "hv"
+    assert front.name == "Pareto front [3]"
+
+    colors = _family_colors(figure)
+    assert list(colors) == _FAMILIES
+    assert len(set(colors.values())) == len(_FAMILIES)
+    # Trials 4 (lstm), 1 (resnet), 3 (lstm_fcn), in the staircase's order.
+    assert list(front.marker.color) == [colors["lstm"], colors["resnet"], colors["lstm_fcn"]]
+    assert front.marker.line.color == "black"
+    assert "model: lstm<br>" in front.text[0]
+    assert sum(len(t.x) for t in figure.data) == 8  # the FAIL and the valueless PRUNED are not
+
+
+@pytest.mark.parametrize(
+    ("objectives", "directions"),
+    [
+        (["val_accuracy"], ["maximize"]),
+        (["val_loss", "val_accuracy"], ["minimize", "maximize"]),
+        (["val_accuracy", "val_loss", "train_seconds"], ["maximize", "minimize", "minimize"]),
+    ],
+)
+def test_every_figure_colours_each_trial_by_its_family(
+    objectives: list[str], directions: list[str]
+) -> None:
+    # train_seconds as a third objective: trial 3 stores none, give it one.
+    study = _families_study(objectives, directions, extra={3: {"train_seconds": 250.0}})
+    figure = pareto_figure(study)
+    colors = _family_colors(figure)
+    assert list(colors) == _FAMILIES
+
+    front_name = "best [" if len(objectives) == 1 else "Pareto front ["
+    drawn: list[int] = []
+    for trace in figure.data:
+        if trace.name == "best so far":
+            continue
+        numbers = [int(re.match(r"trial (\d+)", text).group(1)) for text in trace.text]  # type: ignore[union-attr]
+        drawn += numbers
+        family_of = [study.trials[n].params[FAMILY_PARAM] for n in numbers]
+        if trace.name.startswith(front_name):
+            assert not trace.legendgroup
+            assert {t.number for t in pareto_trials(study)} == set(numbers)
+            assert list(trace.marker.color) == [colors[f] for f in family_of]
+        else:
+            assert set(family_of) <= {trace.legendgroup}
+    # Every drawable trial once: COMPLETE ones with every objective, PRUNED ones with partials.
+    drawable = {
+        t.number
+        for t in study.trials
+        if t.state != TrialState.FAIL and StudyView.read(study).point(t)
+    }
+    assert sorted(drawn) == sorted(drawable)
+
+
+def _table_lines(text: str, first_cells: set[str]) -> list[list[str]]:
+    """The rows of rendered rich tables whose first cell is one of ``first_cells``."""
+    rows = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│┃").split("│")]
+        if line.lstrip().startswith("│") and cells[0] in first_cells:
+            rows.append(cells)
+    return rows
+
+
+def test_report_prints_the_family_table_after_the_front(tmp_path: Path) -> None:
+    study = _families_study(["val_accuracy", "val_loss"], ["maximize", "minimize"])
+    out = io.StringIO()
+    print_report(study, Console(file=out, width=250), tmp_path / "pareto.html")
+    text = out.getvalue()
+
+    assert text.index("Pareto-optimal trials") < text.index("Best trial per model family")
+    assert "best by val_accuracy (max); test metrics shown, never used to choose" in text
+    assert _table_lines(text, set(_FAMILIES)) == [
+        ["lstm_fcn", "1/0", "3", "0.3500", "0.8700", "0.3120", "0.8600", "-", "300,000", "50"],
+        ["resnet", "2/1", "1", "0.3100", "0.8600", "0.3020", "0.8630", "109.6", "480,000", "50"],
+        ["lstm", "2/1", "0", "0.3700", "0.8550", "0.3660", "0.8410", "362.4", "52,000", "50"],
+        _CNN_ROW,
+    ]
+    traces = {t["name"] for t in plotted_traces((tmp_path / "pareto.html").read_text())}
+    assert "lstm: complete (dominated) [1]" in traces
+
+
+def test_report_of_a_study_without_families_prints_no_family_table() -> None:
+    out = io.StringIO()
+    print_report(_two_objective_study(), Console(file=out, width=250), None)
+    assert "Pareto-optimal trials" in out.getvalue()
+    assert "model family" not in out.getvalue()

@@ -13,6 +13,12 @@ used to choose.
 A stored study is read once per report (:class:`StudyView`): each read of ``study.user_attrs``
 or of the trials is a storage round trip and a deep copy, and a report of a few hundred trials
 that looked a metric up through the study would read storage a thousand times.
+
+A study whose space first chooses the model family (the categorical parameter
+:data:`FAMILY_PARAM`, e.g. ``model = resnet | lstm | lstm_fcn | cnn``) is also compared family
+by family, as seed 000 compared its networks: a table of each family's best trial and a plot
+coloured by family. The front stays one set across families: a family is a parameter like any
+other, and a Pareto front per family would hide which family actually wins.
 """
 
 from __future__ import annotations
@@ -27,13 +33,17 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.distributions import CategoricalDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.table import Table
 
 __all__ = [
+    "FAMILY_PARAM",
     "StudyView",
+    "families",
+    "family_table",
     "pareto_figure",
     "pareto_table",
     "pareto_trials",
@@ -54,6 +64,20 @@ _STYLE_FRONT = {"color": _FRONT_COLOR, "size": 12}
 _STYLE_PRUNED = {"color": "#1f77b4", "size": 8, "symbol": "x", "opacity": 0.6}
 _LABEL_COMPLETE = "complete (dominated)"
 _LABEL_PRUNED = "stopped early by the scheduler (partial values, not on the front)"
+
+#: The categorical parameter that picks the model family (a ``choice`` of the search space,
+#: whose options' parameters are stored as ``model.<family>.<name>``).
+FAMILY_PARAM = "model"
+#: The family of a drawn trial that lacks :data:`FAMILY_PARAM` in a families study (a trial
+#: stored by an older space): shown as a family of its own rather than dropped.
+_NO_FAMILY = f"(no {FAMILY_PARAM})"
+#: Family colours (Okabe-Ito, readable by colour-blind readers), by the family's place among the
+#: choice's options, so a family keeps its colour across studies of one space; the front's red
+#: is left out, and the faint yellow comes last.
+_FAMILY_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+_FRONT_OUTLINE = {"color": "black", "width": 1.5}
+#: The columns of seed 000's comparison of model families, in its order.
+_FAMILY_METRICS = ("val_loss", "val_accuracy", "test_loss", "test_accuracy", "train_seconds")
 
 
 def _number(value: Any) -> float | None:
@@ -86,6 +110,19 @@ def _metric(trial: FrozenTrial, objectives: Sequence[str], name: str) -> float |
         if index < len(trial.values):
             return _number(trial.values[index])
     return _number(trial.user_attrs.get(name))
+
+
+def _family_value(trial: FrozenTrial) -> str | None:
+    """The trial's model family, when it has the categorical :data:`FAMILY_PARAM`.
+
+    Only a categorical counts: a numeric parameter that happens to be called ``model`` picks no
+    family, and grouping by its values would draw one colour per float.
+    """
+    if FAMILY_PARAM not in trial.params:
+        return None
+    if not isinstance(trial.distributions.get(FAMILY_PARAM), CategoricalDistribution):
+        return None
+    return str(trial.params[FAMILY_PARAM])
 
 
 def _objective_names(study: optuna.Study, attrs: dict[str, Any], count: int) -> tuple[str, ...]:
@@ -166,6 +203,44 @@ class StudyView:
         return [t for t in self.trials if t.state == state]
 
     @cached_property
+    def family_names(self) -> tuple[str, ...]:
+        """The model families, in the order of the choice's options; empty without families.
+
+        The options come from the stored distributions, so a family the search never sampled
+        (or never finished) is listed too: its absence from the results is itself a finding.
+        Values no distribution names follow, then :data:`_NO_FAMILY` when a COMPLETE or PRUNED
+        trial lacks the parameter, so every drawn trial belongs to exactly one family.
+        """
+        names: dict[str, None] = {}
+        for trial in self.trials:
+            distribution = trial.distributions.get(FAMILY_PARAM)
+            if isinstance(distribution, CategoricalDistribution):
+                names.update((str(choice), None) for choice in distribution.choices)
+        names.update((v, None) for t in self.trials if (v := _family_value(t)) is not None)
+        if names and any(
+            _family_value(t) is None
+            for t in self.trials
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        ):
+            names[_NO_FAMILY] = None
+        return tuple(names)
+
+    @cached_property
+    def family_colors(self) -> dict[str, str]:
+        """Each family's colour, shared by the figure's traces and the front's markers."""
+        return {
+            name: _FAMILY_COLORS[i % len(_FAMILY_COLORS)]
+            for i, name in enumerate(self.family_names)
+        }
+
+    def family(self, trial: FrozenTrial) -> str | None:
+        """The trial's family in a families study (:data:`_NO_FAMILY` if it has none), else None."""
+        if not self.family_names:
+            return None
+        value = _family_value(trial)
+        return _NO_FAMILY if value is None else value
+
+    @cached_property
     def front(self) -> tuple[FrozenTrial, ...]:
         """Non-dominated COMPLETE trials, best first by the first objective, then by number."""
         complete = [(t, p) for t in self.in_state(TrialState.COMPLETE) if (p := self.point(t))]
@@ -211,8 +286,32 @@ def pareto_trials(study: optuna.Study | StudyView) -> list[FrozenTrial]:
     return list(_view(study).front)
 
 
+def families(study: optuna.Study | StudyView) -> dict[str, list[FrozenTrial]]:
+    """COMPLETE trials grouped by model family, by number; empty for a study without families.
+
+    Families appear in the order of the choice's options, and only those with a COMPLETE
+    trial: the finished trials are the ones whose values compare.
+    """
+    view = _view(study)
+    grouped: dict[str, list[FrozenTrial]] = {name: [] for name in view.family_names}
+    for trial in view.in_state(TrialState.COMPLETE):
+        family = view.family(trial)
+        if family is not None:
+            grouped[family].append(trial)
+    return {name: trials for name, trials in grouped.items() if trials}
+
+
 def _fmt(value: float | None, name: str) -> str:
     return "-" if value is None else format(value, _FORMATS.get(name, _DEFAULT_FORMAT))
+
+
+def _params_cell(trial: FrozenTrial) -> str:
+    n_params = trial.user_attrs.get("n_params")
+    return f"{n_params:,}" if isinstance(n_params, int) and not isinstance(n_params, bool) else "-"
+
+
+def _epochs_cell(trial: FrozenTrial) -> str:
+    return str(trial.user_attrs.get("epochs_reached", "-"))
 
 
 def _axis_title(name: str) -> str:
@@ -232,18 +331,83 @@ def pareto_table(study: optuna.Study | StudyView) -> Table:
     table.add_column("parameters", justify="right")
     table.add_column("epochs", justify="right")
     for trial in front:
-        n_params = trial.user_attrs.get("n_params")
         table.add_row(
             str(trial.number),
             *(_fmt(view.metric(trial, name), name) for name in (*view.objectives, *tests)),
-            f"{n_params:,}" if isinstance(n_params, int) else "-",
-            str(trial.user_attrs.get("epochs_reached", "-")),
+            _params_cell(trial),
+            _epochs_cell(trial),
+        )
+    return table
+
+
+def _best(view: StudyView, trials: Sequence[FrozenTrial]) -> tuple[FrozenTrial, float] | None:
+    """The best of ``trials`` by the first objective in its direction, earliest on a tie."""
+    sign = 1.0 if view.directions[0] == StudyDirection.MINIMIZE else -1.0
+    scored = [(t, v) for t in trials if (v := view.metric(t, view.objectives[0])) is not None]
+    if not scored:
+        return None
+    return min(scored, key=lambda item: (sign * item[1], item[0].number))
+
+
+def family_table(study: optuna.Study | StudyView) -> Table | None:
+    """Seed 000's comparison: each model family's best trial, or None without families.
+
+    The best trial is chosen by the first objective alone (the one a single-number comparison
+    of families would use); its test metrics are shown beside it and never used to choose.
+    Rows run from the best family to the worst; families without a COMPLETE trial follow, with
+    their counts, so a family that never finishes is seen rather than silently missing.
+    Columns are seed 000's (losses, accuracies, training time), then any objective they lack.
+    """
+    view = _view(study)
+    if not view.family_names:
+        return None
+    objective = view.objectives[0]
+    metrics = list(_FAMILY_METRICS)
+    for name in (*view.objectives, *view.test_counterparts(view.in_state(TrialState.COMPLETE))):
+        if name not in metrics:
+            metrics.append(name)
+    table = Table(
+        title=f"Best trial per model family of {view.name!r} (seed 000's comparison)",
+        caption=(
+            f"best by {objective} ({_direction_word(view.directions[0])}); "
+            "test metrics shown, never used to choose"
+        ),
+    )
+    table.add_column("family")
+    table.add_column("trials (complete/pruned)", justify="right")
+    table.add_column("trial", justify="right")
+    for name in metrics:
+        table.add_column(name, justify="right")
+    table.add_column("parameters", justify="right")
+    table.add_column("epochs", justify="right")
+
+    counts = Counter((view.family(t), t.state) for t in view.trials)
+    complete = families(view)
+    best = {name: b for name in complete if (b := _best(view, complete[name])) is not None}
+    sign = 1.0 if view.directions[0] == StudyDirection.MINIMIZE else -1.0
+    ranked = sorted(best, key=lambda name: (sign * best[name][1], best[name][0].number))
+    for name in (*ranked, *(n for n in view.family_names if n not in best)):
+        count = f"{counts[name, TrialState.COMPLETE]}/{counts[name, TrialState.PRUNED]}"
+        if name not in best:
+            table.add_row(name, count, "no complete trial", *("-" for _ in metrics), "-", "-")
+            continue
+        trial = best[name][0]
+        table.add_row(
+            name,
+            count,
+            str(trial.number),
+            *(_fmt(view.metric(trial, m), m) for m in metrics),
+            _params_cell(trial),
+            _epochs_cell(trial),
         )
     return table
 
 
 def _hover(view: StudyView, trial: FrozenTrial) -> str:
     lines = [f"trial {trial.number} ({trial.state.name})"]
+    family = view.family(trial)
+    if family is not None:
+        lines.append(f"{FAMILY_PARAM}: {family}")
     lines += [f"{name}: {_fmt(view.metric(trial, name), name)}" for name in view.objectives]
     lines += [
         f"{name}: {_fmt(view.metric(trial, name), name)}"
@@ -253,7 +417,9 @@ def _hover(view: StudyView, trial: FrozenTrial) -> str:
     if trial.state != TrialState.COMPLETE and "stop_reason" in trial.user_attrs:
         lines.append(f"stopped: {trial.user_attrs['stop_reason']}")
     lines += [
-        f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in trial.params.items()
+        f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
+        for k, v in trial.params.items()
+        if family is None or k != FAMILY_PARAM  # already shown, second line
     ]
     return "<br>".join(lines)
 
@@ -270,7 +436,7 @@ class _Groups:
     front: list[_Drawn]
     pruned: list[_Drawn]
     #: PRUNED trials without a partial value of every objective: nowhere to draw them.
-    pruned_undrawn: int
+    pruned_undrawn: list[FrozenTrial]
 
 
 def _groups(view: StudyView) -> _Groups:
@@ -278,14 +444,14 @@ def _groups(view: StudyView) -> _Groups:
     complete: list[_Drawn] = []
     front: list[_Drawn] = []
     pruned: list[_Drawn] = []
-    undrawn = 0
+    undrawn: list[FrozenTrial] = []
     for trial in view.trials:
         point = view.point(trial)
         if trial.state == TrialState.COMPLETE and point is not None:
             (front if trial.number in front_numbers else complete).append((trial, point))
         elif trial.state == TrialState.PRUNED:
             if point is None:
-                undrawn += 1
+                undrawn.append(trial)
             else:
                 pruned.append((trial, point))
     order = {t.number: i for i, t in enumerate(view.front)}
@@ -293,11 +459,76 @@ def _groups(view: StudyView) -> _Groups:
     return _Groups(complete, front, pruned, undrawn)
 
 
-def _pruned_label(groups: _Groups) -> str:
-    label = f"{_LABEL_PRUNED} [{len(groups.pruned)}]"
-    if groups.pruned_undrawn:
-        label += f", {groups.pruned_undrawn} more without partial values"
+def _pruned_label(pruned: Sequence[_Drawn], undrawn: int, prefix: str = "") -> str:
+    label = f"{prefix}{_LABEL_PRUNED} [{len(pruned)}]"
+    if undrawn:
+        label += f", {undrawn} more without partial values"
     return label
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One trace of a figure: its legend name, its trials, their marker and legend group."""
+
+    name: str
+    items: list[_Drawn]
+    marker: dict[str, Any]
+    #: The front (or the best trials of one objective): the figure draws it highlighted.
+    is_front: bool = False
+    #: The family the trace belongs to, so its legend entries toggle together.
+    group: str | None = None
+
+
+def _layers(view: StudyView, groups: _Groups, front: list[_Drawn], front_name: str) -> list[_Layer]:
+    """The traces of a figure, with the front given in the order the figure draws it.
+
+    Without families: dominated COMPLETE trials, the front, stopped trials, as three traces.
+    With families: one dominated and one stopped trace per family in the family's colour
+    (both drawn even when empty, so the legend names every family's colour), and the front
+    last, on top, as one trace whose markers take each trial's family colour: splitting the
+    front by family would break the staircase into pieces that no longer show what is
+    attainable.
+    """
+    if not view.family_names:
+        return [
+            _Layer(f"{_LABEL_COMPLETE} [{len(groups.complete)}]", groups.complete, _STYLE_COMPLETE),
+            _Layer(f"{front_name} [{len(front)}]", front, _STYLE_FRONT, is_front=True),
+            _Layer(
+                _pruned_label(groups.pruned, len(groups.pruned_undrawn)),
+                groups.pruned,
+                _STYLE_PRUNED,
+            ),
+        ]
+    colors = view.family_colors
+    complete: list[_Layer] = []
+    pruned: list[_Layer] = []
+    for name, color in colors.items():
+        items = [item for item in groups.complete if view.family(item[0]) == name]
+        complete.append(
+            _Layer(
+                f"{name}: {_LABEL_COMPLETE} [{len(items)}]",
+                items,
+                {**_STYLE_COMPLETE, "color": color},
+                group=name,
+            )
+        )
+        items = [item for item in groups.pruned if view.family(item[0]) == name]
+        undrawn = sum(view.family(t) == name for t in groups.pruned_undrawn)
+        pruned.append(
+            _Layer(
+                _pruned_label(items, undrawn, prefix=f"{name}: "),
+                items,
+                {**_STYLE_PRUNED, "color": color},
+                group=name,
+            )
+        )
+    front_marker = {
+        **_STYLE_FRONT,
+        "color": [colors[str(view.family(t))] for t, _ in front],
+        "line": _FRONT_OUTLINE,
+    }
+    front_layer = _Layer(f"{front_name} [{len(front)}]", front, front_marker, is_front=True)
+    return [*complete, *pruned, front_layer]
 
 
 def _direction_word(direction: StudyDirection) -> str:
@@ -330,26 +561,17 @@ def _plane_figure(view: StudyView) -> Any:
         key=lambda item: (item[1][1] if x_best_first else -item[1][1], item[0].number),
     )
     figure = go.Figure()
-    for name, items, mode, marker, line in (
-        (
-            f"{_LABEL_COMPLETE} [{len(groups.complete)}]",
-            groups.complete,
-            "markers",
-            _STYLE_COMPLETE,
-            None,
-        ),
-        (f"Pareto front [{len(front)}]", front, "lines+markers", _STYLE_FRONT, {"shape": "hv"}),
-        (_pruned_label(groups), groups.pruned, "markers", _STYLE_PRUNED, None),
-    ):
+    for layer in _layers(view, groups, front, "Pareto front"):
         figure.add_trace(
             go.Scatter(
-                x=[p[1] for _, p in items],
-                y=[p[0] for _, p in items],
-                mode=mode,
-                line=line,
-                name=name,
-                marker=marker,
-                text=[_hover(view, t) for t, _ in items],
+                x=[p[1] for _, p in layer.items],
+                y=[p[0] for _, p in layer.items],
+                mode="lines+markers" if layer.is_front else "markers",
+                line={"shape": "hv", "color": _FRONT_COLOR} if layer.is_front else None,
+                name=layer.name,
+                marker=layer.marker,
+                legendgroup=layer.group,
+                text=[_hover(view, t) for t, _ in layer.items],
                 hovertemplate="%{text}<extra></extra>",
             )
         )
@@ -377,19 +599,16 @@ def _history_figure(view: StudyView) -> Any:
         best_so_far.append(better(best_so_far[-1], value) if best_so_far else value)
     front = sorted(groups.front, key=lambda item: item[0].number)
     figure = go.Figure()
-    for name, items, marker in (
-        (f"{_LABEL_COMPLETE} [{len(groups.complete)}]", groups.complete, _STYLE_COMPLETE),
-        (f"best [{len(front)}]", front, _STYLE_FRONT),
-        (_pruned_label(groups), groups.pruned, _STYLE_PRUNED),
-    ):
+    for layer in _layers(view, groups, front, "best"):
         figure.add_trace(
             go.Scatter(
-                x=[t.number for t, _ in items],
-                y=[p[0] for _, p in items],
+                x=[t.number for t, _ in layer.items],
+                y=[p[0] for _, p in layer.items],
                 mode="markers",
-                name=name,
-                marker=marker,
-                text=[_hover(view, t) for t, _ in items],
+                name=layer.name,
+                marker=layer.marker,
+                legendgroup=layer.group,
+                text=[_hover(view, t) for t, _ in layer.items],
                 hovertemplate="%{text}<extra></extra>",
             )
         )
@@ -417,20 +636,17 @@ def _matrix_figure(view: StudyView) -> Any:
 
     groups = _groups(view)
     figure = go.Figure()
-    for name, items, marker in (
-        (f"{_LABEL_COMPLETE} [{len(groups.complete)}]", groups.complete, _STYLE_COMPLETE),
-        (f"Pareto front [{len(groups.front)}]", groups.front, _STYLE_FRONT),
-        (_pruned_label(groups), groups.pruned, _STYLE_PRUNED),
-    ):
+    for layer in _layers(view, groups, groups.front, "Pareto front"):
         figure.add_trace(
             go.Splom(
                 dimensions=[
-                    {"label": _axis_title(objective), "values": [p[i] for _, p in items]}
+                    {"label": _axis_title(objective), "values": [p[i] for _, p in layer.items]}
                     for i, objective in enumerate(view.objectives)
                 ],
-                name=name,
-                marker=marker,
-                text=[_hover(view, t) for t, _ in items],
+                name=layer.name,
+                marker=layer.marker,
+                legendgroup=layer.group,
+                text=[_hover(view, t) for t, _ in layer.items],
                 hovertemplate="%{text}<extra></extra>",
                 diagonal_visible=False,
                 showupperhalf=False,
@@ -446,7 +662,9 @@ def pareto_figure(study: optuna.Study | StudyView) -> Any:
     One objective: value per trial with the best so far; two: the plane of both with the front
     as a staircase; more: a scatter matrix. COMPLETE trials off the front, the front, and
     scheduler-stopped trials (at their partial values) are separate traces, with their counts
-    in the legend; failed trials have no values and are not drawn.
+    in the legend; failed trials have no values and are not drawn. In a study of model
+    families, the trials off the front are split by family (one colour each, legend-grouped)
+    and the front, still one trace, colours each marker by its family.
     """
     view = _view(study)
     count = len(view.objectives)
@@ -469,7 +687,11 @@ def write_pareto_html(study: optuna.Study | StudyView, path: Path) -> Path:
 
 
 def print_report(study: optuna.Study | StudyView, console: Console, html: Path | None) -> None:
-    """Print state counts and the Pareto table; write the plot when ``html`` is given."""
+    """Print state counts, the Pareto table and, with families, the family comparison.
+
+    The plot is written when ``html`` is given. The family table comes even without a front:
+    its counts show which families are still running or never finish.
+    """
     view = _view(study)
     counts = state_counts(view)
     console.print(
@@ -482,6 +704,9 @@ def print_report(study: optuna.Study | StudyView, console: Console, html: Path |
         console.print(pareto_table(view))
     else:
         console.print("[yellow]No trial completed its full budget yet: no Pareto front.[/]")
+    by_family = family_table(view)
+    if by_family is not None:
+        console.print(by_family)
     if html is not None:
         write_pareto_html(view, html)
         console.print(f"Pareto plot: {html.resolve()}")
