@@ -115,7 +115,7 @@ def test_asha_states_and_worker_reuse(synthetic_study: Callable[..., Path]) -> N
 def test_trials_train_concurrently_and_resume_continues_the_search(
     synthetic_study: Callable[..., Path],
 ) -> None:
-    _space(sleep=0.4)
+    _space(sleep=0.8)  # 2.4 s a trial: long enough for the second worker to start under load
     path = synthetic_study(
         scheduler={"type": "fifo"},
         budget={"trials": 4, "epochs": 3},
@@ -125,7 +125,8 @@ def test_trials_train_concurrently_and_resume_continues_the_search(
     first = _trials(STORAGE, "synthetic")
     assert all(t.state == TrialState.COMPLETE for t in first.values())
     # Overlap of the training itself, timed inside the workers (not of ask and tell).
-    assert _peak_overlap([_training_interval(t) for t in first.values()]) == 2
+    intervals = [_training_interval(t) for t in first.values()]
+    assert _peak_overlap(intervals) == 2, intervals
 
     assert main(["run", str(path), "--set", "budget.trials=6"]) == 0
     both = _trials(STORAGE, "synthetic")

@@ -237,6 +237,16 @@ def test_include_cycles_and_missing_includes_name_the_chain(tmp_path: Path) -> N
             "empty range",
         ),
         ("params:\n  g: {include: [3]}\n", "params.g.include", "file path"),
+        (  # Optuna stores choices by ==: true would come back as 1
+            "params:\n  c: {type: categorical, choices: [1, true, 0]}\n",
+            "params.c",
+            "same value to Python and Optuna",
+        ),
+        (  # divides only to within rounding: Optuna would move high down to 0.9
+            "params:\n  x: {type: float, low: 0.0, high: 0.9999999999, step: 0.1}\n",
+            "params.x",
+            "e.g. high=0.9",
+        ),
     ],
 )
 def test_space_mistakes_name_file_key_and_fix(

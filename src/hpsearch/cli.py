@@ -46,6 +46,17 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a study's trials on Ray Tune")
     _study_arguments(run)
     run.add_argument("--address", help="Ray cluster address (default: start local Ray)")
+    run.add_argument(
+        "--enqueue",
+        type=Path,
+        metavar="FILE",
+        help="configurations to run first (YAML: label -> parameters as the objective gets them)",
+    )
+
+    validate = commands.add_parser(
+        "validate", help="check a study and its space, and print the space as a tree"
+    )
+    _study_arguments(validate)
 
     report = commands.add_parser("report", help="print the Pareto table and write the plot")
     _study_arguments(report)
@@ -75,6 +86,15 @@ def _load(args: argparse.Namespace) -> Study:
     return load_study(args.study, args.overrides, storage=args.storage)
 
 
+def _stdout() -> Console:
+    """The console results go to: a terminal's width, or 160 columns in a log or a pipe.
+
+    Rich falls back to 80 columns when stdout is not a terminal, which truncates the report's
+    wider tables (the family table has ten columns) in CI logs and files.
+    """
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
 def _html_path(study_results: Path, name: str) -> Path:
     return study_results / name / "pareto.html"
 
@@ -90,13 +110,35 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         study.spec.storage, source=(args.storage and "--storage") or study.source
     )
     recorder = Recorder(study, storage, input_stats=prepared.input_stats)
+    enqueue = args.enqueue or study.spec.enqueue
+    if enqueue is not None:
+        from hpsearch.spec import load_enqueue
+
+        queued = recorder.enqueue(load_enqueue(enqueue, study.space))
+        console.print(f"Queued {queued} configuration(s) from {enqueue} to run first.")
 
     from hpsearch.runner import run_study
 
     summary = run_study(prepared, recorder, console=console, address=args.address)
     if summary.numbers:
         console.print(summary.line())
-    print_report(recorder.study, Console(), _html_path(study.spec.results_dir, study.spec.name))
+    print_report(recorder.study, _stdout(), _html_path(study.spec.results_dir, study.spec.name))
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    from hpsearch.searchers import make_searcher
+    from hpsearch.spec import load_enqueue
+    from hpsearch.spec.tree import space_tree
+
+    study = _load(args)
+    searcher = make_searcher(study)
+    if study.spec.enqueue is not None:
+        load_enqueue(study.spec.enqueue, study.space)
+    out = _stdout()
+    out.print(space_tree(study.space))
+    out.print(f"searcher: {searcher.objectives_note()}")
+    out.print(f"[green]{study.source} is valid.[/]")
     return 0
 
 
@@ -117,7 +159,7 @@ def _cmd_report(args: argparse.Namespace, console: Console) -> int:
             f"no study {study.spec.name!r} in {study.spec.storage}",
             "run it first with `hpsearch run`",
         ) from exc
-    print_report(stored, Console(), _html_path(study.spec.results_dir, study.spec.name))
+    print_report(stored, _stdout(), _html_path(study.spec.results_dir, study.spec.name))
     return 0
 
 
@@ -168,6 +210,7 @@ def _cmd_dashboard(args: argparse.Namespace, console: Console) -> int:
 
 _COMMANDS = {
     "run": _cmd_run,
+    "validate": _cmd_validate,
     "report": _cmd_report,
     "simulate": _cmd_simulate,
     "baseline": _cmd_baseline,

@@ -34,7 +34,7 @@ from optuna.trial import TrialState
 from hpsearch._version import __version__
 from hpsearch.errors import InputError
 from hpsearch.lifecycle import INTERRUPTED, Outcome, counts_against_budget, decide
-from hpsearch.searchers import _optuna
+from hpsearch.searchers import _optuna, make_searcher
 from hpsearch.seeding import derive_seed
 from hpsearch.spec import Study
 
@@ -138,7 +138,7 @@ class Recorder:
         self._progress_metric = spec.scheduler.metric
         self._master_seed = spec.seed
         self._input_stats = dict(input_stats or {})
-        self._searcher = _optuna.OptunaSearcher(spec)
+        self._searcher = make_searcher(study)
         directions = [o.direction for o in spec.objectives]
         self.study = optuna.create_study(
             study_name=spec.name,
@@ -188,6 +188,8 @@ class Recorder:
                 "epochs": study.spec.budget.epochs,
                 "progress_metric": self._progress_metric,
                 "progress_mode": study.spec.scheduler.mode,
+                "searcher": study.spec.searcher.type,
+                "searcher_objectives": self._searcher.objectives_note(),
                 "input_stats": self._input_stats,
             }
             for key, value in provenance.items():
@@ -222,6 +224,21 @@ class Recorder:
             )
             self.finish(number, outcome, history=None)
         return numbers
+
+    def enqueue(self, configs: list[tuple[str, dict[str, Any]]]) -> int:
+        """Queue hand-written configurations to run before the searcher's own proposals.
+
+        Each becomes a WAITING trial that the next ``ask`` takes as it is, whichever searcher
+        the study uses. A configuration the study already holds (an earlier run enqueued it)
+        is not queued again.
+
+        Returns:
+            How many were queued now.
+        """
+        before = self.storage.get_n_trials(self._study_id)
+        for label, flat in configs:
+            self.study.enqueue_trial(flat, user_attrs={"enqueued_as": label}, skip_if_exists=True)
+        return self.storage.get_n_trials(self._study_id) - before
 
     # -- trials ----------------------------------------------------------------------------
 

@@ -31,7 +31,12 @@ import ray
 from ray import tune
 from ray.tune import Callback
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import (
+    AsyncHyperBandScheduler,
+    FIFOScheduler,
+    MedianStoppingRule,
+    TrialScheduler,
+)
 from ray.tune.search import Searcher
 from ray.tune.stopper import Stopper
 from rich.console import Console
@@ -169,16 +174,31 @@ class _DecisionsKept:
         return decision
 
 
-class _ASHA(_Unpicklable, ASHAScheduler):
-    """Ray's ASHA, keeping a record of its STOP decisions."""
+class _NotedDecisions:
+    """Mixin for a Ray scheduler: note every STOP it decides (see :class:`_DecisionsKept`)."""
+
+    decisions: _DecisionsKept
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
+        """The scheduler's decision, noted."""
+        decision: str = super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
+        return self.decisions.note(trial, decision)
+
+
+class _AsyncHyperBand(_NotedDecisions, _Unpicklable, AsyncHyperBandScheduler):
+    """Ray's asynchronous HyperBand: ASHA with one bracket, HyperBand with several."""
 
     def __init__(self, decisions: _DecisionsKept, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.decisions = decisions
 
-    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
-        """ASHA's decision, noted."""
-        return self.decisions.note(trial, super().on_trial_result(tune_controller, trial, result))
+
+class _Median(_NotedDecisions, _Unpicklable, MedianStoppingRule):
+    """Ray's median stopping rule, stopping for good (``hard_stop``), never pausing."""
+
+    def __init__(self, decisions: _DecisionsKept, **kwargs: Any) -> None:
+        super().__init__(hard_stop=True, **kwargs)
+        self.decisions = decisions
 
 
 class RecorderCallback(_Unpicklable, Callback):
@@ -419,17 +439,34 @@ def _alive_nodes() -> list[dict[str, float]]:
 
 
 def _make_scheduler(spec: StudySpec, decisions: _DecisionsKept) -> TrialScheduler:
-    """ASHA on one metric, in epochs, up to the full budget; or FIFO (no early stopping)."""
-    if spec.scheduler.type == "fifo":
+    """The study's early-stopping rule on one metric, in epochs, up to the full budget.
+
+    Ray's synchronous HyperBand pauses trials and resumes them later, which a trial without
+    checkpoints cannot do; ``hyperband`` is therefore Ray's asynchronous HyperBand (ASHA
+    over several brackets), which only ever stops.
+    """
+    scheduler = spec.scheduler
+    grace = min(scheduler.grace_period, spec.budget.epochs)
+    if scheduler.type == "fifo":
         return FIFOScheduler()
-    return _ASHA(
+    if scheduler.type == "median":
+        return _Median(
+            decisions,
+            time_attr="epoch",
+            metric=scheduler.metric,
+            mode=scheduler.mode,
+            grace_period=grace,
+            min_samples_required=scheduler.min_samples,
+        )
+    return _AsyncHyperBand(
         decisions,
         time_attr="epoch",
-        metric=spec.scheduler.metric,
-        mode=spec.scheduler.mode,
+        metric=scheduler.metric,
+        mode=scheduler.mode,
         max_t=spec.budget.epochs,
-        grace_period=min(spec.scheduler.grace_period, spec.budget.epochs),
-        reduction_factor=spec.scheduler.reduction_factor,
+        grace_period=grace,
+        reduction_factor=scheduler.reduction_factor,
+        brackets=scheduler.brackets if scheduler.type == "hyperband" else 1,
     )
 
 

@@ -16,6 +16,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.searchers._base import Scalarisation, Searcher
 from hpsearch.seeding import derive_seed
 from hpsearch.spec import FloatParam, IntParam, Param, SearchSpace, StudySpec
 
@@ -55,34 +56,63 @@ def distribution(param: Param) -> optuna.distributions.BaseDistribution:
     return optuna.distributions.CategoricalDistribution(param.choices)
 
 
-class OptunaSearcher:
-    """Chooses each trial's parameters with an Optuna sampler over the stored study.
+class OptunaSearcher(Searcher):
+    """Optuna's samplers: TPE, NSGA-II, GP and CMA-ES over the stored study.
 
     The sampler is made anew for every trial, seeded from the study's master seed and the
     trial's number. A resumed run therefore continues the sequence where the stored study left
     it instead of drawing the first run's parameters again (a sampler seeded once per run
     restarts its random stream on every ``hpsearch run``), and a study replays exactly for a
-    given history. Samplers keep no state hpsearch relies on between trials: the history they
-    learn from is the storage.
+    given history. None of these samplers keeps state hpsearch relies on between trials: what
+    they learn from (and CMA-ES's and NSGA-II's own bookkeeping) is in storage.
 
     Args:
-        spec: The study (searcher settings, master seed, scheduler direction).
+        spec: The study (searcher settings, master seed, objectives, scheduler direction).
     """
 
     def __init__(self, spec: StudySpec) -> None:
+        self.name = spec.searcher.type
         self._spec = spec.searcher
         self._seed = spec.seed
         self._progress = (
             StudyDirection.MAXIMIZE if spec.scheduler.mode == "max" else StudyDirection.MINIMIZE
         )
+        self._scalarisation: Scalarisation | None = None
+        if self.name == "optuna-cmaes" and len(spec.objectives) > 1:
+            self._scalarisation = Scalarisation.of(
+                [o.metric for o in spec.objectives],
+                [o.direction for o in spec.objectives],
+                spec.searcher.weights,
+            )
+
+    def objectives_note(self) -> str:
+        """How the objectives reach the sampler."""
+        if self._scalarisation is not None:
+            return f"{self.name}: single-objective, {self._scalarisation.describe()}"
+        if self.name == "optuna-tpe":
+            return "optuna-tpe: all objectives (multi-objective TPE); learns from pruned trials"
+        return f"{self.name}: all objectives"
 
     def sampler(self, number: int) -> optuna.samplers.BaseSampler:
         """The sampler that proposes trial ``number``."""
         seed = derive_seed(self._seed, "sampler", number)
-        if self._spec.type == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if self.name == "optuna-nsga2":
+                return optuna.samplers.NSGAIISampler(
+                    seed=seed, population_size=self._spec.population_size
+                )
+            if self.name == "optuna-gp":
+                return optuna.samplers.GPSampler(
+                    seed=seed, n_startup_trials=self._spec.n_startup_trials
+                )
+            if self.name == "optuna-cmaes":
+                cmaes = optuna.samplers.CmaEsSampler(
+                    seed=seed, n_startup_trials=self._spec.n_startup_trials
+                )
+                if self._scalarisation is None:
+                    return cmaes
+                return ScalarisedSampler(cmaes, self._scalarisation)
             # constant_liar: Ray keeps several trials running at once; without it every
             # concurrent ask sees the same history and proposes nearly the same point.
             return SchedulerAwareTPESampler(
@@ -205,3 +235,103 @@ class SchedulerAwareTPESampler(optuna.samplers.TPESampler):
     ) -> Any:
         """As TPE's, on the view of the study."""
         return super().sample_independent(self._view(study), trial, param_name, param_distribution)
+
+
+class _Scalarised:
+    """The study as a single-objective sampler should see a multi-objective one.
+
+    One direction (minimise) and each COMPLETE trial's values replaced by the scalarised loss.
+    Like :class:`_PrunedRankedByScheduler`, it relies on Optuna's samplers reading trials
+    through ``Study._get_trials`` (pinned Optuna versions, tested in tests/test_searchers.py).
+    """
+
+    def __init__(self, study: optuna.Study, scalarisation: Scalarisation) -> None:
+        self._study = study
+        self._scalarisation = scalarisation
+        self.direction = StudyDirection.MINIMIZE
+        self.directions = [StudyDirection.MINIMIZE]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _is_multi_objective(self) -> bool:
+        return False
+
+    def _get_trials(
+        self,
+        deepcopy: bool = True,
+        states: Container[TrialState] | None = None,
+        use_cache: bool = False,
+    ) -> list[FrozenTrial]:
+        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+        return [self._scalar(t) for t in trials]
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        return [self._scalar(t) for t in self._study.get_trials(deepcopy=deepcopy, states=states)]
+
+    def _scalar(self, trial: FrozenTrial) -> FrozenTrial:
+        if trial.state != TrialState.COMPLETE or trial.values is None:
+            return trial
+        trial = copy.copy(trial)
+        trial.values = [self._scalarisation.loss(trial.values)]
+        return trial
+
+
+class ScalarisedSampler(optuna.samplers.BaseSampler):
+    """A single-objective Optuna sampler on a multi-objective study, through a scalarisation.
+
+    Args:
+        sampler: The single-objective sampler (CMA-ES).
+        scalarisation: How the objectives become one loss.
+    """
+
+    def __init__(self, sampler: optuna.samplers.BaseSampler, scalarisation: Scalarisation) -> None:
+        self._sampler = sampler
+        self._scalarisation = scalarisation
+
+    def _view(self, study: optuna.Study) -> optuna.Study:
+        return _Scalarised(study, self._scalarisation)  # type: ignore[return-value]
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, optuna.distributions.BaseDistribution]:
+        """As the wrapped sampler's, on the scalarised study."""
+        return self._sampler.infer_relative_search_space(self._view(study), trial)
+
+    def sample_relative(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        search_space: dict[str, optuna.distributions.BaseDistribution],
+    ) -> dict[str, Any]:
+        """As the wrapped sampler's, on the scalarised study."""
+        return self._sampler.sample_relative(self._view(study), trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: optuna.distributions.BaseDistribution,
+    ) -> Any:
+        """As the wrapped sampler's, on the scalarised study."""
+        return self._sampler.sample_independent(
+            self._view(study), trial, param_name, param_distribution
+        )
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """As the wrapped sampler's, on the scalarised study."""
+        self._sampler.before_trial(self._view(study), trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        """As the wrapped sampler's, with the scalarised loss."""
+        loss = None if values is None else [self._scalarisation.loss(values)]
+        self._sampler.after_trial(self._view(study), trial, state, loss)

@@ -22,6 +22,7 @@ from hpsearch.spec._study import (
     SearcherSpec,
     Study,
     StudySpec,
+    load_enqueue,
     load_study,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "SearcherSpec",
     "Study",
     "StudySpec",
+    "load_enqueue",
     "load_space",
     "load_study",
 ]

@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -74,12 +74,16 @@ class FloatParam(_Param):
         if self.log and self.step is not None:
             raise ValueError("`step` and `log: true` cannot be combined")
         if self.step is not None:
-            steps = (self.high - self.low) / self.step
-            if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
+            # Decimal arithmetic on the written numbers, as Optuna's FloatDistribution checks:
+            # a step that divides the range only to within rounding would have Optuna move
+            # `high` down without a word (its top point never proposed, and values from other
+            # searchers stored outside the stored distribution).
+            span, step = _decimal(self.high) - _decimal(self.low), _decimal(self.step)
+            if span % step:
+                fitting = _decimal(self.low) + (span // step) * step
                 raise ValueError(
-                    f"`step` must divide `high - low`, but step={self.step} and "
-                    f"high - low = {self.high - self.low:g} ({steps:g} steps); e.g. "
-                    f"high={self.low + math.floor(steps) * self.step:g}"
+                    f"`step` must divide `high - low` exactly, but step={self.step} and "
+                    f"high - low = {span}; e.g. high={fitting}"
                 )
         return self
 
@@ -87,7 +91,7 @@ class FloatParam(_Param):
         """How many values it takes (None: a continuum)."""
         if self.step is None:
             return None if self.high > self.low else 1
-        return round((self.high - self.low) / self.step) + 1
+        return int((_decimal(self.high) - _decimal(self.low)) // _decimal(self.step)) + 1
 
 
 class IntParam(_Param):
@@ -133,11 +137,24 @@ class CategoricalParam(_Param):
         seen = [json.dumps(c) for c in self.choices]
         if len(set(seen)) != len(seen):
             raise ValueError(f"choices must be distinct, but got {self.choices}")
+        for i, first in enumerate(self.choices):
+            for second in self.choices[i + 1 :]:
+                if first == second:  # 1 == true == 1.0 in Python, and so in Optuna's storage
+                    raise ValueError(
+                        f"choices {first!r} and {second!r} are the same value to Python and "
+                        f"Optuna (one would be stored as the other); keep one of them, or "
+                        "quote them as strings"
+                    )
         return self
 
     def size(self) -> int:
         """How many values it takes."""
         return len(self.choices)
+
+
+def _decimal(value: float) -> Decimal:
+    """The number as written (``0.1`` is ``Decimal("0.1")``, not its binary approximation)."""
+    return Decimal(str(value))
 
 
 Param = FloatParam | IntParam | CategoricalParam
@@ -231,6 +248,21 @@ class SearchSpace:
         """
         return _decode(self.tree, "", flat)
 
+    def encode(self, nested: Mapping[str, Any]) -> dict[str, Any]:
+        """The flat values of a decoded trial (the inverse of :meth:`decode`), every one checked.
+
+        For configurations a user writes by hand (``hpsearch run --enqueue FILE``): the seed's
+        ResNet-10 written as the objective would receive it. Constants may be left out.
+
+        Raises:
+            ValueError: A key the space does not have, a missing value, a value out of range
+                or off its step, an unknown option, or a constant given another value; the
+                message starts with the dotted key.
+        """
+        flat: dict[str, Any] = {}
+        _encode(self.tree, "", nested, flat)
+        return flat
+
     def size(self) -> int | None:
         """Points of the space (options add, groups multiply); None if some range is a continuum."""
         return _size(self.tree)
@@ -297,6 +329,60 @@ def _decode(tree: Mapping[str, Node], prefix: str, flat: Mapping[str, Any]) -> d
         else:
             nested[key] = node
     return nested
+
+
+def contains(param: Param, value: Any) -> bool:
+    """Whether ``value`` is one of ``param``'s values (in range, on its step, a choice)."""
+    if isinstance(param, CategoricalParam):
+        return any(json.dumps(value) == json.dumps(choice) for choice in param.choices)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(param, IntParam):
+        return (
+            float(value).is_integer()
+            and param.low <= value <= param.high
+            and (int(value) - param.low) % param.step == 0
+        )
+    if not param.low <= value <= param.high:
+        return False
+    if param.step is None:
+        return True
+    steps = (value - param.low) / param.step
+    return abs(steps - round(steps)) <= 1e-9 * max(1.0, abs(steps))
+
+
+def _encode(
+    tree: Mapping[str, Node], prefix: str, nested: Mapping[str, Any], flat: dict[str, Any]
+) -> None:
+    unknown = sorted(set(nested) - set(tree))
+    if unknown:
+        raise ValueError(f"{prefix}{unknown[0]}: not in the space (it has {sorted(tree)})")
+    for key, node in tree.items():
+        name = f"{prefix}{key}"
+        if key not in nested:
+            if isinstance(node, (*_LEAVES, Choice, dict)):
+                raise ValueError(f"{name}: missing")
+            continue
+        value = nested[key]
+        if isinstance(node, _LEAVES):
+            if not contains(node, value):
+                raise ValueError(f"{name}: {value!r} is not a value of {_dump({key: node})[key]}")
+            flat[name] = value
+        elif isinstance(node, Choice):
+            if not isinstance(value, Mapping) or OPTION_KEY not in value:
+                raise ValueError(f"{name}: give the option as {{{OPTION_KEY}: OPTION, ...}}")
+            option = value[OPTION_KEY]
+            if option not in node.options:
+                raise ValueError(f"{name}: {option!r} is none of {list(node.options)}")
+            flat[name] = option
+            body = {k: v for k, v in value.items() if k != OPTION_KEY}
+            _encode(node.options[option], f"{name}.{option}.", body, flat)
+        elif isinstance(node, dict):
+            if not isinstance(value, Mapping):
+                raise ValueError(f"{name}: a group, give a mapping")
+            _encode(node, name + ".", value, flat)
+        elif value != node:
+            raise ValueError(f"{name}: the space fixes it at {node!r}, got {value!r}")
 
 
 def _size(tree: Mapping[str, Node]) -> int | None:

@@ -70,21 +70,84 @@ class ObjectiveSpec(_Strict):
     direction: Literal["maximize", "minimize"]
 
 
-class SearcherSpec(_Strict):
-    """Which algorithm proposes the next trial."""
+SearcherType = Literal[
+    "optuna-tpe",
+    "optuna-nsga2",
+    "optuna-gp",
+    "optuna-cmaes",
+    "hyperopt-tpe",
+    "random",
+    "grid",
+]
+#: The settings each searcher takes besides ``type``.
+SEARCHER_SETTINGS: dict[str, frozenset[str]] = {
+    "optuna-tpe": frozenset({"n_startup_trials"}),
+    "optuna-nsga2": frozenset({"population_size"}),
+    "optuna-gp": frozenset({"n_startup_trials"}),
+    "optuna-cmaes": frozenset({"n_startup_trials", "weights"}),
+    "hyperopt-tpe": frozenset({"n_startup_trials", "weights"}),
+    "random": frozenset(),
+    "grid": frozenset({"allow_partial"}),
+}
 
-    type: Literal["optuna-tpe", "random"] = "optuna-tpe"
-    n_startup_trials: int = Field(6, ge=1, description="random trials before TPE models")
+
+class SearcherSpec(_Strict):
+    """Which algorithm proposes the next trial, and its settings."""
+
+    type: SearcherType = "optuna-tpe"
+    n_startup_trials: int = Field(6, ge=1, description="random trials before the model is used")
+    population_size: int = Field(20, ge=2, description="optuna-nsga2: trials per generation")
+    weights: list[float] | None = Field(
+        None,
+        description="single-objective searchers: loss = sum of weight * objective (minimised; "
+        "maximised objectives enter negated); default: the first objective alone",
+    )
+    allow_partial: bool = Field(
+        False, description="grid: run the first budget.trials points of a larger grid"
+    )
+
+    @model_validator(mode="after")
+    def _settings_of_this_type(self) -> Self:
+        unknown = sorted(self.model_fields_set - {"type"} - SEARCHER_SETTINGS[self.type])
+        if unknown:
+            takes = ", ".join(sorted(SEARCHER_SETTINGS[self.type])) or "no settings"
+            raise ValueError(f"searcher {self.type!r} does not take {unknown}; it takes {takes}")
+        if self.weights is not None and (
+            not self.weights or not any(self.weights) or any(w < 0 for w in self.weights)
+        ):
+            raise ValueError(f"weights must be >= 0 and not all 0, got {self.weights}")
+        return self
 
 
 class SchedulerSpec(_Strict):
-    """Which algorithm stops poor trials early (single-metric, as ASHA is)."""
+    """Which algorithm stops poor trials early (single-metric, as Ray's schedulers are).
 
-    type: Literal["asha", "fifo"] = "asha"
+    ``asha`` (asynchronous successive halving), ``hyperband`` (ASHA over several brackets of
+    different grace periods, Ray's asynchronous HyperBand), ``median`` (stop a trial whose
+    best value so far is worse than the median of others at the same epoch) and ``fifo``
+    (no early stopping).
+    """
+
+    type: Literal["asha", "hyperband", "median", "fifo"] = "asha"
     metric: str = "val_accuracy"
     mode: Literal["max", "min"] = "max"
     grace_period: int = Field(1, ge=1, description="epochs every trial gets")
-    reduction_factor: float = Field(2.0, gt=1)
+    reduction_factor: float = Field(2.0, gt=1, description="asha, hyperband: keep 1 in this")
+    brackets: int = Field(3, ge=1, description="hyperband: brackets of different grace periods")
+    min_samples: int = Field(3, ge=1, description="median: trials needed before it stops any")
+
+    @model_validator(mode="after")
+    def _settings_of_this_type(self) -> Self:
+        takes = {
+            "asha": {"reduction_factor"},
+            "hyperband": {"reduction_factor", "brackets"},
+            "median": {"min_samples"},
+            "fifo": set(),
+        }[self.type] | {"type", "metric", "mode", "grace_period"}
+        unknown = sorted(self.model_fields_set - takes)
+        if unknown:
+            raise ValueError(f"scheduler {self.type!r} does not take {unknown}")
+        return self
 
 
 class BudgetSpec(_Strict):
@@ -130,6 +193,9 @@ class StudySpec(_Strict):
     resources: ResourcesSpec = ResourcesSpec()
     storage: str = DEFAULT_STORAGE
     results_dir: Path = Path("results")
+    enqueue: Path | None = Field(
+        None, description="a file of configurations to run first (`hpsearch run --enqueue`)"
+    )
     deterministic: bool = Field(
         False,
         description="TensorFlow op determinism: a trial's numbers repeat bit for bit on the "
@@ -161,6 +227,47 @@ class Study:
         self.source = source
         self.spec = spec
         self.space = space
+
+
+def load_enqueue(path: Path, space: SearchSpace) -> list[tuple[str, dict[str, Any]]]:
+    """Read a file of hand-written configurations, each checked against the study's space.
+
+    The file maps a label to a configuration written as the objective receives it (nested,
+    a choice as ``{name: OPTION, ...}``, constants optional)::
+
+        resnet10:                      # the seed's ResNet-10
+          model: {name: resnet, blocks: 3, filters: 64, kernel_size: 8}
+          batch_size: 64
+
+    Returns:
+        ``(label, flat values)`` per configuration, in file order.
+
+    Raises:
+        InputError: The file is missing or not YAML, or a configuration is not a point of the
+            space (the message names the label and the key).
+    """
+    raw = read_yaml_mapping(path, what="enqueue")
+    configs = []
+    for label, config in raw.items():
+        if not isinstance(config, dict):
+            raise InputError(
+                path,
+                str(label),
+                f"a configuration is a mapping of parameters, got {config!r}",
+                "write `LABEL: {param: value, ...}`",
+            )
+        try:
+            configs.append((str(label), space.encode(config)))
+        except ValueError as exc:
+            key, _, problem = str(exc).partition(": ")
+            raise InputError(
+                path,
+                f"{label}.{key}",
+                problem or str(exc),
+                f"write a value of the space in {space.source} (`hpsearch validate STUDY` "
+                "prints it)",
+            ) from exc
+    return configs
 
 
 def parse_overrides(overrides: list[str]) -> list[tuple[list[str], Any]]:
