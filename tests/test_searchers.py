@@ -8,7 +8,7 @@ from optuna.distributions import FloatDistribution
 from optuna.study import StudyDirection
 from optuna.trial import TrialState, create_trial
 
-from hpsearch.searchers._optuna import SchedulerAwareTPESampler
+from hpsearch.searchers._optuna import scheduler_aware_tpe
 
 X = FloatDistribution(0.0, 1.0)
 
@@ -32,8 +32,8 @@ def _proposals(
     return drawn
 
 
-def _tpe(progress: StudyDirection) -> SchedulerAwareTPESampler:
-    return SchedulerAwareTPESampler(
+def _tpe(progress: StudyDirection) -> optuna.samplers.BaseSampler:
+    return scheduler_aware_tpe(
         progress_direction=progress, seed=3, n_startup_trials=5, constant_liar=True
     )
 

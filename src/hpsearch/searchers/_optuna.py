@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 import optuna
@@ -110,12 +110,17 @@ class OptunaSearcher(Searcher):
                 cmaes = optuna.samplers.CmaEsSampler(
                     seed=seed, n_startup_trials=self._spec.n_startup_trials
                 )
-                if self._scalarisation is None:
+                scalarisation = self._scalarisation
+                if scalarisation is None:
                     return cmaes
-                return ScalarisedSampler(cmaes, self._scalarisation)
+                return ViewedSampler(
+                    cmaes,
+                    lambda study: _Scalarised(study, scalarisation),
+                    lambda values: [scalarisation.loss(values)],
+                )
             # constant_liar: Ray keeps several trials running at once; without it every
             # concurrent ask sees the same history and proposes nearly the same point.
-            return SchedulerAwareTPESampler(
+            return scheduler_aware_tpe(
                 progress_direction=self._progress,
                 seed=seed,
                 n_startup_trials=self._spec.n_startup_trials,
@@ -191,7 +196,9 @@ class _PrunedRankedByScheduler:
         return out
 
 
-class SchedulerAwareTPESampler(optuna.samplers.TPESampler):
+def scheduler_aware_tpe(
+    *, progress_direction: StudyDirection, **kwargs: Any
+) -> optuna.samplers.BaseSampler:
     """TPE that ranks pruned trials by how far they got and how good they were there.
 
     hpsearch stores each epoch of the scheduler's metric as an intermediate value, in every
@@ -203,38 +210,10 @@ class SchedulerAwareTPESampler(optuna.samplers.TPESampler):
         progress_direction: Direction of the scheduler's metric (``scheduler.mode``).
         **kwargs: TPESampler's arguments.
     """
-
-    def __init__(self, *, progress_direction: StudyDirection, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._progress_direction = progress_direction
-
-    def _view(self, study: optuna.Study) -> optuna.Study:
-        return _PrunedRankedByScheduler(study, self._progress_direction)  # type: ignore[return-value]
-
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, optuna.distributions.BaseDistribution]:
-        """As TPE's, on the view of the study."""
-        return super().infer_relative_search_space(self._view(study), trial)
-
-    def sample_relative(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        search_space: dict[str, optuna.distributions.BaseDistribution],
-    ) -> dict[str, Any]:
-        """As TPE's, on the view of the study."""
-        return super().sample_relative(self._view(study), trial, search_space)
-
-    def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: optuna.distributions.BaseDistribution,
-    ) -> Any:
-        """As TPE's, on the view of the study."""
-        return super().sample_independent(self._view(study), trial, param_name, param_distribution)
+    return ViewedSampler(
+        optuna.samplers.TPESampler(**kwargs),
+        lambda study: _PrunedRankedByScheduler(study, progress_direction),
+    )
 
 
 class _Scalarised:
@@ -279,25 +258,30 @@ class _Scalarised:
         return trial
 
 
-class ScalarisedSampler(optuna.samplers.BaseSampler):
-    """A single-objective Optuna sampler on a multi-objective study, through a scalarisation.
+class ViewedSampler(optuna.samplers.BaseSampler):
+    """An Optuna sampler that sees the study through a view (see the two views above).
 
     Args:
-        sampler: The single-objective sampler (CMA-ES).
-        scalarisation: How the objectives become one loss.
+        sampler: The sampler doing the work (TPE, CMA-ES).
+        view: Makes the view of the study the sampler is shown.
+        values: Turns a finished trial's values into what the view's study holds (the
+            scalarised loss); None keeps them.
     """
 
-    def __init__(self, sampler: optuna.samplers.BaseSampler, scalarisation: Scalarisation) -> None:
+    def __init__(
+        self,
+        sampler: optuna.samplers.BaseSampler,
+        view: Callable[[optuna.Study], Any],
+        values: Callable[[Sequence[float]], list[float]] | None = None,
+    ) -> None:
         self._sampler = sampler
-        self._scalarisation = scalarisation
-
-    def _view(self, study: optuna.Study) -> optuna.Study:
-        return _Scalarised(study, self._scalarisation)  # type: ignore[return-value]
+        self._view = view
+        self._values = values
 
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
     ) -> dict[str, optuna.distributions.BaseDistribution]:
-        """As the wrapped sampler's, on the scalarised study."""
+        """As the wrapped sampler's, on the view."""
         return self._sampler.infer_relative_search_space(self._view(study), trial)
 
     def sample_relative(
@@ -306,7 +290,7 @@ class ScalarisedSampler(optuna.samplers.BaseSampler):
         trial: FrozenTrial,
         search_space: dict[str, optuna.distributions.BaseDistribution],
     ) -> dict[str, Any]:
-        """As the wrapped sampler's, on the scalarised study."""
+        """As the wrapped sampler's, on the view."""
         return self._sampler.sample_relative(self._view(study), trial, search_space)
 
     def sample_independent(
@@ -316,13 +300,13 @@ class ScalarisedSampler(optuna.samplers.BaseSampler):
         param_name: str,
         param_distribution: optuna.distributions.BaseDistribution,
     ) -> Any:
-        """As the wrapped sampler's, on the scalarised study."""
+        """As the wrapped sampler's, on the view."""
         return self._sampler.sample_independent(
             self._view(study), trial, param_name, param_distribution
         )
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """As the wrapped sampler's, on the scalarised study."""
+        """As the wrapped sampler's, on the view."""
         self._sampler.before_trial(self._view(study), trial)
 
     def after_trial(
@@ -332,6 +316,7 @@ class ScalarisedSampler(optuna.samplers.BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        """As the wrapped sampler's, with the scalarised loss."""
-        loss = None if values is None else [self._scalarisation.loss(values)]
-        self._sampler.after_trial(self._view(study), trial, state, loss)
+        """As the wrapped sampler's, on the view, with the values the view holds."""
+        if values is not None and self._values is not None:
+            values = self._values(values)
+        self._sampler.after_trial(self._view(study), trial, state, values)
