@@ -235,3 +235,76 @@ def test_validate_prints_the_tree_without_tensorflow_or_ray(project: Path) -> No
     assert "EXIT 0 False False" in out
     assert "lstm_fcn  (783 points)" in out and "constant" in out
     assert "downsample  categorical [4, 8]" in out
+
+
+def test_the_families_space_compiles_for_every_searcher_that_can_take_it(project: Path) -> None:
+    """search_spaces/xgamma_families.yaml (the issue's model, schedule and optimizer choices):
+    every searcher proposes valid branches of it; CMA-ES and grid refuse it, saying why."""
+    from hpsearch.lifecycle import decide
+
+    shutil.copytree(ROOT / "search_spaces", project / "search_spaces", dirs_exist_ok=True)
+    base = load_study(ROOT / "studies" / "xgamma_families.yaml", ["enqueue=null"])
+    for kind in ("optuna-tpe", "optuna-nsga2", "optuna-gp", "hyperopt-tpe", "random"):
+        settings = {"population_size": 4} if kind == "optuna-nsga2" else {}
+        if kind in ("optuna-tpe", "optuna-gp", "hyperopt-tpe"):
+            settings = {"n_startup_trials": 3}
+        study = load_study(
+            ROOT / "studies" / "xgamma_families.yaml",
+            [
+                "enqueue=null",
+                f"name=families_{kind}",
+                f"searcher={json.dumps({'type': kind, **settings})}",
+            ],
+            storage=f"sqlite:///results/{kind}.db",
+        )
+        from hpsearch.recorder import open_storage
+
+        recorder = Recorder(study, open_storage(study.spec.storage))
+        for index in range(6):
+            ticket = recorder.ask()
+            stored = recorder.study.trials[ticket.number].params
+            assert study.space.decode(stored) == ticket.params
+            assert ticket.params["model"]["name"] in ("resnet", "cnn", "lstm", "lstm_fcn")
+            last = {
+                "epoch": 6,
+                "val_accuracy": 0.5 + 0.05 * index,
+                "train_seconds": 9.0,
+                "complete": True,
+            }
+            recorder.finish(
+                ticket.number,
+                decide(last, objectives=["val_accuracy", "train_seconds"], epochs=6),
+                None,
+            )
+    with pytest.raises(InputError, match="categorical"):
+        make_searcher(load_study(base.source, ["enqueue=null", "searcher={type: optuna-cmaes}"]))
+    with pytest.raises(InputError, match="continuous"):
+        make_searcher(load_study(base.source, ["enqueue=null", "searcher={type: grid}"]))
+
+
+def test_every_option_of_the_families_space_builds_a_model_and_optimizer(project: Path) -> None:
+    """The space and the builders agree on every family, optimizer and schedule option."""
+    import numpy as np
+
+    from hpsearch.objective import load_objective
+    from hpsearch.searchers._ray import draw_random
+
+    space = load_study(ROOT / "studies" / "xgamma_families.yaml", ["enqueue=null"]).space
+    xgamma = load_objective(ROOT / "objectives" / "xgamma.py")
+    rng = np.random.default_rng(5)
+    seen: dict[str, set[str]] = {"model": set(), "optimizer": set(), "lr_schedule": set()}
+    for _ in range(40):
+        params = space.decode(space.sample(lambda name, param: draw_random(param, rng)))
+        for group, names in seen.items():
+            names.add(params[group]["name"])
+        model, optimizer, callbacks = xgamma.build_family_trial(
+            params, n_samples=256, n_classes=2, steps_per_epoch=10, epochs=6
+        )
+        assert model.output_shape == (None, 2)
+        assert type(optimizer).__name__.lower() == params["optimizer"]["name"]
+        assert bool(callbacks) == (params["lr_schedule"]["name"] == "plateau")
+    assert seen == {
+        "model": {"resnet", "cnn", "lstm", "lstm_fcn"},
+        "optimizer": {"adam", "adadelta", "sgd", "rmsprop"},
+        "lr_schedule": {"exponential", "cosine", "step", "plateau", "constant"},
+    }

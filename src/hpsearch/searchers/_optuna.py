@@ -91,7 +91,10 @@ class OptunaSearcher(Searcher):
             return f"{self.name}: single-objective, {self._scalarisation.describe()}"
         if self.name == "optuna-tpe":
             return "optuna-tpe: all objectives (multi-objective TPE); learns from pruned trials"
-        return f"{self.name}: all objectives"
+        return (
+            f"{self.name}: all objectives; parameters that only some branches have are drawn "
+            "at random (the model covers the parameters every trial has)"
+        )
 
     def sampler(self, number: int) -> optuna.samplers.BaseSampler:
         """The sampler that proposes trial ``number``."""
@@ -104,7 +107,9 @@ class OptunaSearcher(Searcher):
                 )
             if self.name == "optuna-gp":
                 return optuna.samplers.GPSampler(
-                    seed=seed, n_startup_trials=self._spec.n_startup_trials
+                    seed=seed,
+                    n_startup_trials=self._spec.n_startup_trials,
+                    warn_independent_sampling=False,  # said once, in objectives_note
                 )
             if self.name == "optuna-cmaes":
                 cmaes = optuna.samplers.CmaEsSampler(
