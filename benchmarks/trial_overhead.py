@@ -72,7 +72,10 @@ def main() -> None:
         f"ideal {ideal:.1f} s, "
         f"overhead {(wall - ideal) / args.trials:.3f} s per trial"
     )
-    shutil.rmtree(work, ignore_errors=True)
+    if not os.environ.get("KEEP"):
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(work)
 
 
 def bare(args: argparse.Namespace) -> None:
