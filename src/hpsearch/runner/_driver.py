@@ -3,8 +3,8 @@
 Who does what:
 
 * :class:`RecorderSearcher` (a Tune ``Searcher``) asks the Recorder for each new trial, only
-  when a trial slot is free (``max_concurrent_trials`` is the cluster's real slot count, GPUs
-  included), so Optuna's sampler sees the stored history, running trials included;
+  when a trial slot is free (the cluster's real slot count, GPUs included), and says when the
+  trial budget is spent, so Optuna's sampler sees the stored history, running trials included;
 * ASHA watches one metric (``scheduler.metric``) per epoch, as it must: ASHA is single-metric,
   while the search has several objectives. :class:`_DecisionsKept` notes which trials it
   stopped: only those may end PRUNED;
@@ -84,12 +84,13 @@ class RunSummary:
     def line(self) -> str:
         """One line on what this run did, for the terminal."""
         counts = lifecycle.tally(self.outcomes.values())
-        cut = sum(outcome.cut for outcome in self.outcomes.values())
+        cut = [outcome.reason for outcome in self.outcomes.values() if outcome.cut]
         text = f"This run: {len(self.numbers)} trial(s) in {self.wall_seconds:.0f} s, " + ", ".join(
             f"{state} {n}" for state, n in counts.items()
         )
         if cut:
-            text += f" ({cut} cut short by the run: {self.stop_reason}, not counted)"
+            reasons = ", ".join(sorted(set(cut)))
+            text += f" ({len(cut)} cut short ({reasons}), not counted)"
         return text
 
 

@@ -133,7 +133,41 @@ class OptunaSearcher(Searcher):
             )
 
 
-class _PrunedRankedByScheduler:
+class _StudyView:
+    """A study as a sampler is shown it: the real one, each trial passed through :meth:`_view`.
+
+    Optuna's samplers read trials through ``Study._get_trials``; everything else is the real
+    study's. The views below rely on that private name: the Optuna versions they are tested
+    with are pinned in pyproject.toml, and ``tests/test_searchers.py`` and
+    ``tests/test_study_searchers.py`` check their effect on proposals.
+    """
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._study = study
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _get_trials(
+        self,
+        deepcopy: bool = True,
+        states: Container[TrialState] | None = None,
+        use_cache: bool = False,
+    ) -> list[FrozenTrial]:
+        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+        return [self._view(trial) for trial in trials]
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        trials = self._study.get_trials(deepcopy=deepcopy, states=states)
+        return [self._view(trial) for trial in trials]
+
+    def _view(self, trial: FrozenTrial) -> FrozenTrial:
+        return trial
+
+
+class _PrunedRankedByScheduler(_StudyView):
     """The study as TPE should see it: pruned trials ranked in the scheduler's direction.
 
     Upstream (optuna 5.0.0, ``optuna/samplers/_tpe/sampler.py``), TPE ranks PRUNED trials by
@@ -159,46 +193,23 @@ class _PrunedRankedByScheduler:
     This view answers ``direction`` with the scheduler's direction in multi-objective studies,
     and in single-objective studies whose scheduler direction differs it hands TPE the pruned
     trials with negated intermediate values; so Optuna's own rule (furthest first, then best
-    value there) ranks them. It relies on TPE reading trials through ``Study._get_trials``:
-    the Optuna versions it is tested with are pinned in pyproject.toml, and
-    ``tests/test_searchers.py`` checks the ranking's effect on proposals.
+    value there) ranks them.
     """
 
     def __init__(self, study: optuna.Study, progress: StudyDirection) -> None:
-        self._study = study
+        super().__init__(study)
         directions = study.directions
         self._flip = len(directions) == 1 and directions[0] != progress
         self.direction = directions[0] if len(directions) == 1 else progress
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
-
-    def _get_trials(
-        self,
-        deepcopy: bool = True,
-        states: Container[TrialState] | None = None,
-        use_cache: bool = False,
-    ) -> list[FrozenTrial]:
-        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
-        return self._oriented(trials)
-
-    def get_trials(
-        self, deepcopy: bool = True, states: Container[TrialState] | None = None
-    ) -> list[FrozenTrial]:
-        return self._oriented(self._study.get_trials(deepcopy=deepcopy, states=states))
-
-    def _oriented(self, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-        if not self._flip:
-            return list(trials)
-        out = []
-        for trial in trials:
-            if trial.state == TrialState.PRUNED and trial.intermediate_values:
-                trial = copy.copy(trial)
-                trial.intermediate_values = {
-                    step: -value for step, value in trial.intermediate_values.items()
-                }
-            out.append(trial)
-        return out
+    def _view(self, trial: FrozenTrial) -> FrozenTrial:
+        if not self._flip or trial.state != TrialState.PRUNED or not trial.intermediate_values:
+            return trial
+        trial = copy.copy(trial)
+        trial.intermediate_values = {
+            step: -value for step, value in trial.intermediate_values.items()
+        }
+        return trial
 
 
 def scheduler_aware_tpe(
@@ -221,41 +232,22 @@ def scheduler_aware_tpe(
     )
 
 
-class _Scalarised:
+class _Scalarised(_StudyView):
     """The study as a single-objective sampler should see a multi-objective one.
 
     One direction (minimise) and each COMPLETE trial's values replaced by the scalarised loss.
-    Like :class:`_PrunedRankedByScheduler`, it relies on Optuna's samplers reading trials
-    through ``Study._get_trials`` (pinned Optuna versions, tested in tests/test_searchers.py).
     """
 
     def __init__(self, study: optuna.Study, scalarisation: Scalarisation) -> None:
-        self._study = study
+        super().__init__(study)
         self._scalarisation = scalarisation
         self.direction = StudyDirection.MINIMIZE
         self.directions = [StudyDirection.MINIMIZE]
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
-
     def _is_multi_objective(self) -> bool:
         return False
 
-    def _get_trials(
-        self,
-        deepcopy: bool = True,
-        states: Container[TrialState] | None = None,
-        use_cache: bool = False,
-    ) -> list[FrozenTrial]:
-        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
-        return [self._scalar(t) for t in trials]
-
-    def get_trials(
-        self, deepcopy: bool = True, states: Container[TrialState] | None = None
-    ) -> list[FrozenTrial]:
-        return [self._scalar(t) for t in self._study.get_trials(deepcopy=deepcopy, states=states)]
-
-    def _scalar(self, trial: FrozenTrial) -> FrozenTrial:
+    def _view(self, trial: FrozenTrial) -> FrozenTrial:
         if trial.state != TrialState.COMPLETE or trial.values is None:
             return trial
         trial = copy.copy(trial)
