@@ -23,11 +23,11 @@ from hpsearch.data import (
     DatasetInfo,
     Layout,
     Split,
-    _hdf5,
     inspect_dataset,
     iterate,
     make_split,
 )
+from hpsearch.data import _files as _hdf5
 from hpsearch.errors import DataError, InputError
 
 N_SAMPLES = 8

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from hpsearch.data import _hdf5
+from hpsearch.data import _files as _hdf5
 from hpsearch.errors import InputError
 from hpsearch.objective import DataRef
 from hpsearch.prepare import PreparedStudy, compute_input_stats, prepare

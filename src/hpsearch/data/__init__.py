@@ -13,15 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from hpsearch.data._hdf5 import (
-    BatchReader,
-    DatasetInfo,
-    Layout,
-    Split,
-    inspect_dataset,
-    iterate,
-    make_split,
-)
+from hpsearch.data._files import DatasetInfo, Layout, inspect_dataset
+from hpsearch.data._reader import BatchReader, iterate
+from hpsearch.data._split import Split, make_split
 
 if TYPE_CHECKING:
     import keras

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import numpy.typing as npt
 
-from hpsearch.data._hdf5 import BatchReader
+from hpsearch.data._reader import BatchReader
 
 __all__ = ["keras_dataset"]
 
