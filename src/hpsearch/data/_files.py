@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import h5py
 import numpy as np
@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from hpsearch.errors import DataError
 
-__all__ = ["DatasetInfo", "Layout", "inspect_dataset"]
+__all__ = ["DatasetInfo", "Layout", "Shard", "TargetKind", "inspect_dataset"]
 
 IntArray = npt.NDArray[np.int64]
 
@@ -49,19 +49,48 @@ class Layout:
     y_key: str = "labels"
 
 
+#: What the targets are: class indices, or float values to regress.
+TargetKind = Literal["classification", "regression"]
+
+
 @dataclass(frozen=True)
-class DatasetInfo:
-    """What :func:`inspect_dataset` learned about a file that passed every check.
+class Shard:
+    """One file of a data set that spans several (shards, or separate train/val/test files).
 
     Attributes:
-        path: Absolute path of the file, so that workers with another working directory (Ray
-            moves trials into their own directories) still find it.
-        n_events: Number of events (rows of x and y).
-        event_shape: Shape of one event, e.g. ``(n_samples,)``.
+        path: Absolute path of the file.
+        n_events: Its number of events. Event ``i`` of the data set is event ``i - offset`` of
+            the shard whose range holds it, shards counted in order.
+    """
+
+    path: Path
+    n_events: int
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What :func:`inspect_dataset` learned about a data set that passed every check.
+
+    Attributes:
+        path: Absolute path of the (first) file, so that workers with another working directory
+            (Ray moves trials into their own directories) still find it.
+        n_events: Number of events (rows of x and y), over all shards.
+        event_shape: Shape of one event, e.g. ``(n_samples,)`` or ``(n, n, t, 2)``.
         x_dtype: Numpy name of the stored input dtype, e.g. ``"float32"``.
-        y_dtype: Numpy name of the stored label dtype, e.g. ``"int8"``.
-        n_classes: ``len(class_names)`` if the file has that attribute, else max label + 1.
-        attrs: The file's root attributes as plain Python values (str, int, float, list).
+        y_dtype: Numpy name of the stored target dtype, e.g. ``"int8"``.
+        n_classes: Classification: the number of classes (``len(class_names)`` when names are
+            given, else max label + 1). Regression: 0.
+        attrs: The (first) file's root attributes as plain Python values (str, int, float,
+            list).
+        target: Whether targets are class indices or values to regress.
+        target_shape: Shape of one event's target: ``()`` for a class index or a single value,
+            ``(k,)`` for k regression targets.
+        class_names: Names of the classes, by label value, when the study or the file gives
+            them.
+        target_names: Regression: one name per target (from the study, the file's
+            ``target_names`` attribute, or ``target_0``, ...). Classification: empty.
+        shards: Every file in order, with its event count; one entry for a single file. Empty
+            only in a DatasetInfo made by hand, which then means the single file ``path``.
     """
 
     path: Path
@@ -71,6 +100,27 @@ class DatasetInfo:
     y_dtype: str
     n_classes: int
     attrs: dict[str, Any] = field(default_factory=dict)
+    target: TargetKind = "classification"
+    target_shape: tuple[int, ...] = ()
+    class_names: tuple[str, ...] | None = None
+    target_names: tuple[str, ...] = ()
+    shards: tuple[Shard, ...] = ()
+
+    @property
+    def files(self) -> tuple[Shard, ...]:
+        """The shards, or the single file ``path`` for a DatasetInfo made without them."""
+        return self.shards or (Shard(self.path, self.n_events),)
+
+    @property
+    def n_targets(self) -> int:
+        """Regression targets per event (1 for a single value); 1 for classification."""
+        return math.prod(self.target_shape) if self.target_shape else 1
+
+    @property
+    def event_bytes(self) -> int:
+        """Bytes one event takes in memory as served: float32 inputs, int64 or float32 targets."""
+        y_bytes = 8 if self.target == "classification" else 4 * self.n_targets
+        return 4 * math.prod(self.event_shape) + y_bytes
 
 
 # --------------------------------------------------------------------------------------------
