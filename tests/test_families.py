@@ -1,4 +1,5 @@
-"""Model families: every family builds for both heads, ranks, depth, downsampling, regularisation.
+"""Model families: every family builds for both heads and every rank it reads, depth,
+downsampling, regularisation.
 
 Tiny widths throughout: the wiring is under test, not what the networks learn.
 """
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hpsearch.models import FAMILIES, Head, build_model, build_resnet1d
+from hpsearch.models import FAMILIES, Head, build_model, build_resnet1d, families_for_rank
 
 #: One small, valid parameter set per family.
 SMALL: dict[str, dict[str, Any]] = {
@@ -21,6 +22,12 @@ SMALL: dict[str, dict[str, Any]] = {
     "lstm": {"name": "lstm", "units": 4, "layers": 1, "bidirectional": False, "downsample": 8},
     "lstm_fcn": {"name": "lstm_fcn", "lstm_units": 4, "filters": 4, "kernel_size": 3},
 }
+
+#: A small event of each rank: a pulse, a count map, a detector grid (N, N, T, 2) of waveforms.
+SHAPES: dict[int, tuple[int, ...]] = {2: (64, 1), 3: (12, 12, 1), 4: (7, 7, 32, 2)}
+
+#: Every (family, rank) pair a family reads.
+FAMILY_RANKS = [(name, rank) for name in sorted(SMALL) for rank in sorted(FAMILIES[name].ranks)]
 
 
 def layers_of(model: Any, kind: str) -> list[Any]:
@@ -91,16 +98,138 @@ def test_recurrent_families_refuse_images(family: str) -> None:
         build_model(SMALL[family], input_shape=(32, 32, 1), head=Head("classification", 2))
 
 
-@pytest.mark.parametrize("shape", [(256,), (4, 4, 4, 1), (0, 1), (256.0, 1)])
+@pytest.mark.parametrize("shape", [(256,), (2, 4, 4, 4, 1), (0, 1), (256.0, 1)])
 def test_other_shapes_are_refused(shape: tuple[Any, ...]) -> None:
     with pytest.raises(ValueError, match="model 'resnet'"):
         build_model(SMALL["resnet"], input_shape=shape, head=Head("classification", 2))
 
 
+def test_a_rank_no_family_reads_lists_the_ranks_families_read() -> None:
+    with pytest.raises(ValueError, match=r"no family reads rank 5; families read rank 2: seq"):
+        build_model(SMALL["cnn"], input_shape=(2, 4, 4, 4, 1), head=Head("regression", 1))
+
+
+def test_families_for_rank() -> None:
+    assert families_for_rank(2) == ["resnet", "cnn", "lstm", "lstm_fcn"]
+    assert families_for_rank(3) == ["resnet", "cnn"]
+    assert families_for_rank(4) == ["resnet", "cnn"]
+    assert families_for_rank(np.int64(4)) == ["resnet", "cnn"]
+    assert families_for_rank(1) == families_for_rank(5) == []
+    for rank in (2, 3, 4):
+        assert all(rank in FAMILIES[name].ranks for name in families_for_rank(rank))
+    with pytest.raises(ValueError, match="rank must be an integer"):
+        families_for_rank(4.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rank must be an integer"):
+        families_for_rank(True)
+
+
+@pytest.mark.parametrize(("family", "rank"), FAMILY_RANKS)
+@pytest.mark.parametrize("head", [Head("classification", 3), Head("regression", 2)])
+def test_every_family_builds_for_every_rank_it_reads(family: str, rank: int, head: Head) -> None:
+    shape = SHAPES[rank]
+    params = {**SMALL[family], "downsample": 2 if rank < 4 else 4}
+    model = build_model(params, input_shape=shape, head=head)
+    assert model.output_shape == (None, head.units)
+    if family != "lstm":
+        conv = f"Conv{rank - 1}D"
+        assert layers_of(model, conv), f"{family} on rank {rank} has no {conv}"
+    x = np.random.default_rng(1).normal(size=(3, *shape)).astype(np.float32)
+    y = np.asarray(model.predict(x, verbose=0))
+    assert y.shape == (3, head.units)
+    assert np.all(np.isfinite(y))
+    if head.kind == "classification":
+        np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
+    else:  # k linear outputs: any sign, not squashed to probabilities
+        assert model.layers[-1].get_config()["activation"] == "linear"
+
+
+def test_a_regression_head_gives_k_linear_outputs_and_trains_on_a_detector_grid() -> None:
+    import keras
+
+    params = {**SMALL["cnn"], "downsample": 2}
+    model = build_model(params, input_shape=(6, 6, 16, 2), head=Head("regression", 3))
+    dense = model.layers[-1]
+    assert isinstance(dense, keras.layers.Dense) and dense.units == 3
+    kernel, _ = dense.get_weights()
+    dense.set_weights([kernel * 0.0, np.array([-5.0, 0.0, 5.0], np.float32)])
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(16, 6, 6, 16, 2)).astype(np.float32)
+    y = np.asarray(model.predict(x, verbose=0))
+    np.testing.assert_allclose(y, np.tile([-5.0, 0.0, 5.0], (16, 1)), atol=1e-6)  # no squashing
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    targets = rng.normal(size=(16, 3)).astype(np.float32)
+    history = model.fit(x, targets, epochs=3, batch_size=8, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+@pytest.mark.parametrize("family", ["lstm", "lstm_fcn"])
+def test_recurrent_families_refuse_volumes_naming_the_conv_families(family: str) -> None:
+    expected = (
+        rf"model '{family}' accepts sequences \(length, channels\), got input_shape "
+        r"\(7, 7, 32, 2\); families for this rank: resnet, cnn"
+    )
+    with pytest.raises(ValueError, match=expected):
+        build_model(SMALL[family], input_shape=(7, 7, 32, 2), head=Head("regression", 1))
+
+
+@pytest.mark.parametrize("family", ["resnet", "cnn"])
+def test_volumes_downsample_only_their_longest_axis(family: str) -> None:
+    params = {**SMALL[family], "downsample": 4}
+    model = build_model(params, input_shape=(7, 7, 128, 2), head=Head("regression", 1))
+    (pool,) = layers_of(model, "AveragePooling3D")[:1]
+    assert pool.pool_size == (1, 1, 4)
+    assert tuple(pool.output.shape[1:]) == (7, 7, 32, 2)
+    # The longest axis need not be the last; of equally long axes the last is pooled.
+    model = build_model(params, input_shape=(32, 6, 6, 1), head=Head("regression", 1))
+    assert layers_of(model, "AveragePooling3D")[0].pool_size == (4, 1, 1)
+    model = build_model(params, input_shape=(8, 8, 8, 1), head=Head("regression", 1))
+    assert layers_of(model, "AveragePooling3D")[0].pool_size == (1, 1, 4)
+
+
+def test_volume_downsample_beyond_the_longest_axis_is_refused() -> None:
+    params = {**SMALL["resnet"], "downsample": 64}
+    with pytest.raises(ValueError, match=r"downsample 64 exceeds the input's longest axis .*32"):
+        build_model(params, input_shape=(7, 7, 32, 2), head=Head("regression", 1))
+    # A grid narrower than downsample is fine: its detector axes are not pooled.
+    params["downsample"] = 16
+    build_model(params, input_shape=(7, 7, 32, 2), head=Head("regression", 1))
+
+
+def test_volume_kernels_are_clipped_to_each_axis() -> None:
+    params = {**SMALL["resnet"], "kernel_size": 8}
+    model = build_model(params, input_shape=(7, 7, 64, 2), head=Head("regression", 1))
+    kernels = [c.kernel_size for c in layers_of(model, "Conv3D") if c.kernel_size != (1, 1, 1)]
+    assert kernels == [(7, 7, 8), (5, 5, 5), (3, 3, 3)]  # Wang's 8/5/3, clipped to the grid
+    # The plain CNN's pooling shrinks the grid, and each later kernel is clipped to what is left.
+    params = {**SMALL["cnn"], "layers": 4, "kernel_size": 8, "pooling": "average"}
+    model = build_model(params, input_shape=(7, 7, 64, 2), head=Head("regression", 1))
+    convs = layers_of(model, "Conv3D")
+    assert [c.kernel_size for c in convs] == [(7, 7, 8), (4, 4, 5), (2, 2, 3), (1, 1, 3)]
+    assert [tuple(c.output.shape[1:4]) for c in convs] == [
+        (7, 7, 64),
+        (4, 4, 32),
+        (2, 2, 16),
+        (1, 1, 8),
+    ]
+
+
+def test_kernels_longer_than_a_sequence_are_clipped_and_others_unchanged() -> None:
+    params = {**SMALL["cnn"], "kernel_size": 8, "pooling": "none", "downsample": 8}
+    model = build_model(params, input_shape=(48, 1), head=Head("regression", 1))
+    assert [c.kernel_size for c in layers_of(model, "Conv1D")] == [(6,), (5,), (3,)]
+    model = build_model(
+        {**params, "downsample": 1}, input_shape=(48, 1), head=Head("regression", 1)
+    )
+    assert [c.kernel_size for c in layers_of(model, "Conv1D")] == [(8,), (5,), (3,)]
+
+
 def test_downsample_beyond_the_input_is_refused() -> None:
     params = {**SMALL["cnn"], "downsample": 64}
-    with pytest.raises(ValueError, match="downsample 64 exceeds"):
+    with pytest.raises(ValueError, match="downsample 64 exceeds the input's axis 0 of 32"):
         build_model(params, input_shape=(32, 1), head=Head("classification", 2))
+    with pytest.raises(ValueError, match=r"downsample 8 exceeds the input's axis 1 of 4 .*<= 4"):
+        build_model(params | {"downsample": 8}, input_shape=(16, 4, 1), head=Head("regression", 1))
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,50 @@ def test_exponential_is_the_seeds_decay() -> None:
     assert rate_at(optimizer, 250) == pytest.approx(LR0 * 0.9**0.5)  # smooth, not stepped
 
 
+@pytest.mark.parametrize(("decay_epochs", "steps_per_epoch"), [(5, 10), (2.5, 4), (0.5, 3)])
+def test_exponential_decay_epochs_are_epochs_times_steps_per_epoch(
+    decay_epochs: float, steps_per_epoch: int
+) -> None:
+    schedule = {"name": "exponential", "decay_rate": 0.5, "decay_epochs": decay_epochs}
+    optimizer, callbacks = build_optimizer(
+        ADAM, schedule, steps_per_epoch=steps_per_epoch, epochs=3
+    )
+    assert callbacks == []
+    steps = decay_epochs * steps_per_epoch  # not rounded: 0.5 epoch of 3 steps is 1.5 steps
+    assert rate_at(optimizer, 0) == pytest.approx(LR0)
+    for step in (1, 3, 10, 30):
+        assert rate_at(optimizer, step) == pytest.approx(LR0 * 0.5 ** (step / steps))
+
+
+def test_exponential_in_epochs_decays_on_a_tiny_training_set() -> None:
+    """35 training series at batch 32 are 2 steps an epoch: decay_steps 200 never decays in
+    50 epochs, decay_epochs 10 halves the rate five times (``decay_rate`` 0.5)."""
+    by_steps = {"name": "exponential", "decay_rate": 0.5, "decay_steps": 200}
+    by_epochs = {"name": "exponential", "decay_rate": 0.5, "decay_epochs": 10}
+    last_step = 50 * 2 - 1
+    optimizer, _ = build_optimizer(ADAM, by_steps, steps_per_epoch=2, epochs=50)
+    assert rate_at(optimizer, last_step) > 0.7 * LR0
+    optimizer, _ = build_optimizer(ADAM, by_epochs, steps_per_epoch=2, epochs=50)
+    assert rate_at(optimizer, last_step) == pytest.approx(LR0 * 0.5 ** (last_step / 20))
+    assert rate_at(optimizer, last_step) < 0.05 * LR0
+
+
+@pytest.mark.parametrize(
+    ("extra", "got"),
+    [({}, "got neither"), ({"decay_steps": 100, "decay_epochs": 2.0}, r"got both \(100 and 2.0\)")],
+)
+def test_exponential_takes_exactly_one_of_decay_steps_and_decay_epochs(
+    extra: dict[str, Any], got: str
+) -> None:
+    schedule = {"name": "exponential", "decay_rate": 0.9, **extra}
+    message = (
+        r"lr_schedule 'exponential': give exactly one of `decay_steps` .* or `decay_epochs` .*"
+        + got
+    )
+    with pytest.raises(ValueError, match=message):
+        build_optimizer(ADAM, schedule, steps_per_epoch=10, epochs=3)
+
+
 def test_step_drops_by_factor_every_k_epochs() -> None:
     schedule = {"name": "step", "every_epochs": 2, "factor": 0.5}
     optimizer, callbacks = build_optimizer(ADAM, schedule, steps_per_epoch=10, epochs=6)
@@ -156,7 +200,17 @@ def test_each_optimizer_has_its_class_and_hyperparameters(
             r"`lr_schedule.name` must be one of constant, cosine, "
             r"exponential, plateau, step",
         ),
-        (ADAM, {"name": "exponential", "decay_rate": 0.9}, r"missing key\(s\) \['decay_steps'\]"),
+        (ADAM, {"name": "exponential", "decay_steps": 9}, r"missing key\(s\) \['decay_rate'\]"),
+        (
+            ADAM,
+            {"name": "exponential", "decay_rate": 0.9, "decay_epochs": 0},
+            r"`decay_epochs` must be a number > 0, got 0",
+        ),
+        (
+            ADAM,
+            {"name": "exponential", "decay_rate": 0.9, "decay_steps": 2.5},
+            r"`decay_steps` must be an integer >= 1, got 2.5",
+        ),
         (ADAM, {"name": "step", "every_epochs": 2, "factor": 2.0}, r"`factor` must be a number"),
         (ADAM, {"name": "constant", "rate": 1}, r"lr_schedule 'constant': unknown key"),
     ],

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,15 @@ def events() -> Events:
 @pytest.fixture(scope="module")
 def noiseless() -> Events:
     return simulate_events(2048, 11, NOISELESS)
+
+
+def read_file(path: Path) -> Events:
+    with h5py.File(path, "r") as h5:
+        return (
+            h5["waveforms"][...],
+            h5["labels"][...],
+            {name: h5["truth"][name][...] for name in h5["truth"]},
+        )
 
 
 def assert_events_equal(a: Events, b: Events) -> None:
@@ -128,13 +138,7 @@ def test_file_is_independent_of_chunking(tmp_path: Path, chunk_events: int) -> N
     path = simulate_to_file(
         tmp_path / f"c{chunk_events}.h5", n, 5, progress=False, chunk_events=chunk_events
     )
-    with h5py.File(path, "r") as h5:
-        got = (
-            h5["waveforms"][...],
-            h5["labels"][...],
-            {name: h5["truth"][name][...] for name in h5["truth"]},
-        )
-    assert_events_equal(got, expected)
+    assert_events_equal(read_file(path), expected)
 
 
 # ----------------------------------------------------------------------------- physics
@@ -391,3 +395,135 @@ def test_config_is_frozen() -> None:
     cfg = XGammaConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.white_noise_e = 1.0  # type: ignore[misc]
+
+
+# ----------------------------------------------------------------------------- parallel workers
+
+
+@dataclasses.dataclass(frozen=True)
+class FailsInWorker(XGammaConfig):
+    """A valid config in the process that made it, which raises in any other (a worker)."""
+
+    parent_pid: int = 0
+
+    def _xray_charge_range(self) -> tuple[float, float]:
+        if os.getpid() != self.parent_pid:
+            raise RuntimeError("boom in a simulation worker")
+        return super()._xray_charge_range()
+
+
+class InlineExecutor:
+    """Stands in for ProcessPoolExecutor: runs each task at once, in this process, and counts
+    the futures submitted whose result nobody has taken yet (the chunks held in memory)."""
+
+    instances: list[InlineExecutor] = []
+
+    def __init__(self, max_workers: int, mp_context: Any) -> None:
+        self.max_workers = max_workers
+        self.start_method = mp_context.get_start_method()
+        self.outstanding = 0
+        self.most_outstanding = 0
+        self.shutdown_called = False
+        InlineExecutor.instances.append(self)
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args))
+        self.outstanding += 1
+        self.most_outstanding = max(self.most_outstanding, self.outstanding)
+        taken = future.result
+
+        def result(timeout: float | None = None) -> Any:
+            self.outstanding -= 1
+            return taken(timeout)
+
+        future.result = result  # type: ignore[method-assign]
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.shutdown_called = True
+
+
+def test_workers_1_and_2_give_identical_files(tmp_path: Path) -> None:
+    n = 3100  # 4 blocks, the last one partial
+    expected = simulate_events(n, 13)
+    one = simulate_to_file(tmp_path / "w1.h5", n, 13, progress=False, workers=1, chunk_events=1024)
+    two = simulate_to_file(tmp_path / "w2.h5", n, 13, progress=False, workers=2, chunk_events=1024)
+    # Chunks smaller than a block: tasks are whole blocks, so none is simulated twice.
+    small = simulate_to_file(tmp_path / "s.h5", n, 13, progress=False, workers=2, chunk_events=300)
+    for path in (one, two, small):
+        assert_events_equal(read_file(path), expected)
+    assert one.read_bytes() == two.read_bytes()  # in-order writes: the same file, byte for byte
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5", "w1.h5", "w2.h5"]
+
+
+def test_an_error_in_a_worker_surfaces_and_leaves_no_file(tmp_path: Path) -> None:
+    target = tmp_path / "out.h5"
+    target.write_bytes(b"previous contents")
+    cfg = FailsInWorker(parent_pid=os.getpid())
+    with pytest.raises(RuntimeError, match="boom in a simulation worker"):
+        simulate_to_file(target, 4000, 1, cfg, progress=False, workers=2, chunk_events=1024)
+    assert target.read_bytes() == b"previous contents"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]
+
+
+def test_parallel_chunks_arrive_in_order_with_bounded_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    InlineExecutor.instances.clear()
+    monkeypatch.setattr(xgamma, "ProcessPoolExecutor", InlineExecutor)
+    n = 10 * 1024 + 7  # 11 tasks of one block
+    path = simulate_to_file(tmp_path / "x.h5", n, 2, progress=True, workers=3, chunk_events=1000)
+    (pool,) = InlineExecutor.instances
+    assert (pool.max_workers, pool.start_method) == (3, "spawn")
+    assert pool.most_outstanding == 2 * 3
+    assert pool.outstanding == 0 and pool.shutdown_called
+    assert_events_equal(read_file(path), simulate_events(n, 2))
+    assert f"{n}/{n}" in capsys.readouterr().err  # the bar advanced to the end
+
+
+def test_workers_are_capped_by_the_number_of_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    InlineExecutor.instances.clear()
+    monkeypatch.setattr(xgamma, "ProcessPoolExecutor", InlineExecutor)
+    simulate_to_file(tmp_path / "x.h5", 2500, 2, progress=False, workers=64, chunk_events=2048)
+    assert [pool.max_workers for pool in InlineExecutor.instances] == [2]  # 2048 + 452 events
+
+
+@pytest.mark.parametrize(
+    ("n_events", "workers", "chunk_events"),
+    [
+        (3000, 1, 1024),  # one worker
+        (3000, 4, 4096),  # fewer events than one chunk
+        (1000, 4, 300),  # several chunks, but one RNG block
+        (3000, None, 4096),  # every core, still one chunk
+    ],
+)
+def test_small_runs_start_no_pool(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    n_events: int,
+    workers: int | None,
+    chunk_events: int,
+) -> None:
+    def no_pool(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a pool was started")
+
+    monkeypatch.setattr(xgamma, "ProcessPoolExecutor", no_pool)
+    path = simulate_to_file(
+        tmp_path / "x.h5",
+        n_events,
+        4,
+        progress=False,
+        workers=workers,
+        chunk_events=chunk_events,
+    )
+    assert_events_equal(read_file(path), simulate_events(n_events, 4))
+
+
+@pytest.mark.parametrize("workers", [0, -2, True, 1.5, "2"])
+def test_bad_workers_are_refused(tmp_path: Path, workers: Any) -> None:
+    with pytest.raises(InputError, match="workers"):
+        simulate_to_file(tmp_path / "a.h5", 10, 1, progress=False, workers=workers)
+    assert list(tmp_path.iterdir()) == []

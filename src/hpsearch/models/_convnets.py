@@ -1,11 +1,20 @@
-"""Convolutional families for sequences and images: ResNet and the plain CNN (FCN-like).
+"""Convolutional families for sequences, images and volumes: ResNet and the plain CNN (FCN-like).
 
 Both follow Wang, Yan & Oates (2017, "Time Series Classification from Scratch with Deep Neural
 Networks: A Strong Baseline", arXiv:1611.06455): convolutions with ``same`` padding,
 normalisation and ReLU, global average pooling, then the head. The same code builds ``Conv1D``
-networks for ``(length, channels)`` sequences and ``Conv2D`` ones for ``(height, width,
-channels)`` images (the count maps of later tasks), a kernel of size ``k`` meaning ``k x k`` on
-images.
+networks for ``(length, channels)`` sequences, ``Conv2D`` ones for ``(height, width,
+channels)`` images (the count maps of later tasks) and ``Conv3D`` ones for ``(x, y, time,
+channels)`` volumes (a surface-detector grid of waveforms), a kernel of size ``k`` meaning
+``k x k`` on images and ``k x k x k`` on volumes.
+
+A kernel is clipped, axis by axis, to the length that axis has where the convolution reads it
+(after ``downsample`` and any pooling): a 7-wide detector grid read with ``kernel_size=8`` gets
+``7 x 7 x 8`` kernels. With ``same`` padding a longer kernel would only add weights that always
+multiply padding zeros, so clipping changes no receptive field, keeps the parameter count
+honest, and lets one ``kernel_size`` range serve grids of 6-9 detectors and 128 time bins alike.
+Sequences and images are clipped the same way, which changes nothing unless the kernel is
+longer than the (downsampled) input.
 
 Normalisation defaults to group normalisation, not Wang's batch normalisation, for the reason
 measured on the xgamma pulses and given in :mod:`hpsearch.models.resnet1d` (batch statistics of
@@ -93,7 +102,7 @@ def normalization(norm: str, width: int) -> keras.layers.Layer:
 
 
 def _layers_for(dims: int) -> tuple[Any, Any, Any, Any]:
-    """Convolution, global average pooling, max and average pooling for 1 or 2 spatial axes."""
+    """Convolution, global average pooling, max and average pooling for 1, 2 or 3 spatial axes."""
     from keras import layers
 
     if dims == 1:
@@ -103,12 +112,42 @@ def _layers_for(dims: int) -> tuple[Any, Any, Any, Any]:
             layers.MaxPooling1D,
             layers.AveragePooling1D,
         )
+    if dims == 2:
+        return (
+            layers.Conv2D,
+            layers.GlobalAveragePooling2D,
+            layers.MaxPooling2D,
+            layers.AveragePooling2D,
+        )
     return (
-        layers.Conv2D,
-        layers.GlobalAveragePooling2D,
-        layers.MaxPooling2D,
-        layers.AveragePooling2D,
+        layers.Conv3D,
+        layers.GlobalAveragePooling3D,
+        layers.MaxPooling3D,
+        layers.AveragePooling3D,
     )
+
+
+def _spatial(x: Any) -> tuple[int, ...]:
+    """The static spatial axes of a symbolic tensor ``(batch, *spatial, channels)``."""
+    return tuple(int(size) for size in x.shape[1:-1])
+
+
+def clip_kernel(kernel: int, spatial: tuple[int, ...]) -> int | tuple[int, ...]:
+    """A ``kernel``-wide convolution's kernel on axes of length ``spatial``, clipped per axis.
+
+    Returns ``kernel`` itself when every axis is at least that long (the layer's config stays
+    what it was before clipping existed), else one size per axis: ``min(kernel, axis)``. Why
+    clip: see the module docstring.
+    """
+    if all(kernel <= size for size in spatial):
+        return kernel
+    return tuple(min(kernel, size) for size in spatial)
+
+
+def _conv(conv: Any, width: int, kernel: int, x: Any, body: Body) -> Any:
+    """Apply a ``same``-padded convolution of ``width`` filters, its kernel clipped to ``x``."""
+    size = clip_kernel(kernel, _spatial(x))
+    return conv(width, size, padding="same", kernel_regularizer=body.regularizer)(x)
 
 
 def build_resnet(x: Any, options: dict[str, Any], body: Body) -> tuple[Any, str]:
@@ -127,11 +166,11 @@ def build_resnet(x: Any, options: dict[str, Any], body: Body) -> tuple[Any, str]
     blocks, filters, norm = options["blocks"], options["filters"], options["norm"]
     for index in range(blocks):
         width = filters if index == 0 else 2 * filters
-        shortcut = conv(width, 1, padding="same", kernel_regularizer=body.regularizer)(x)
+        shortcut = _conv(conv, width, 1, x, body)
         shortcut = normalization(norm, width)(shortcut)
         y = x
         for position, kernel in enumerate(block_kernels(options["kernel_size"])):
-            y = conv(width, kernel, padding="same", kernel_regularizer=body.regularizer)(y)
+            y = _conv(conv, width, kernel, y, body)
             y = normalization(norm, width)(y)
             if position < 2:
                 y = layers.Activation("relu")(y)
@@ -158,7 +197,8 @@ def build_cnn(x: Any, options: dict[str, Any], body: Body) -> tuple[Any, str]:
     With ``layers=3`` and ``pooling=none`` this is Wang's FCN at ``filters`` width; the seed's
     plain 3-layer CNN is the same depth. Pooling of size 2 (``same`` padding, so a short
     sequence never pools to nothing) goes between convolutions, not after the last, which global
-    average pooling follows.
+    average pooling follows. It halves every spatial axis, volumes' included, except an axis
+    already down to one sample, which it leaves alone.
 
     Returns:
         The globally pooled features and the name ``cnn{layers}``.
@@ -170,10 +210,11 @@ def build_cnn(x: Any, options: dict[str, Any], body: Body) -> tuple[Any, str]:
     widths = cnn_widths(options["filters"], n_layers)
     kernels = cnn_kernels(options["kernel_size"], n_layers)
     for index, (width, kernel) in enumerate(zip(widths, kernels, strict=True)):
-        x = conv(width, kernel, padding="same", kernel_regularizer=body.regularizer)(x)
+        x = _conv(conv, width, kernel, x, body)
         x = normalization(options["norm"], width)(x)
         x = layers.Activation("relu")(x)
         if pooling != "none" and index < n_layers - 1:
             pool = max_pool if pooling == "max" else average_pool
-            x = pool(pool_size=2, padding="same")(x)
+            sizes = tuple(min(2, size) for size in _spatial(x))
+            x = pool(pool_size=sizes, padding="same")(x)
     return global_pool()(x), f"cnn{n_layers}"

@@ -2,8 +2,9 @@
 
 Seed study 000 compared four families on the xgamma pulses (ResNet-10/16, LSTM-FCN, a plain
 3-layer CNN, an LSTM: see ``docs/science.md``); later tasks regress rather than classify, and
-read images. So the family is an ordinary search parameter, decoded as ``{"name": family,
-**its parameters}``, and every family shares the same input stem and head:
+read images or volumes (a detector grid of waveforms). So the family is an ordinary search
+parameter, decoded as ``{"name": family, **its parameters}``, and every family shares the same
+input stem and head:
 
     input -> [average pooling by ``downsample``] -> [Gaussian noise] -> family body
           -> [dropout] -> dense head (softmax classes or linear targets)
@@ -12,6 +13,12 @@ The noise acts on the objective's normalised input (after downsampling, as in
 :func:`~hpsearch.models.build_resnet1d`); dropout and the L2 penalty on every kernel apply to
 every family alike, so a regularisation setting means the same thing whichever family a trial
 took. Importing this module does not import Keras; :func:`build_model` does.
+
+Which families read which events (:func:`families_for_rank` by the length of one event's shape):
+sequences ``(length, channels)``: all four; images ``(height, width, channels)`` and volumes
+``(x, y, time, channels)``: ``resnet`` and ``cnn``. ``downsample`` pools every axis of sequences
+and images but only the longest axis of volumes (see
+:func:`~hpsearch.models._base.downsample_factors` for why).
 """
 
 from __future__ import annotations
@@ -20,7 +27,16 @@ import numbers
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.models._base import IMAGE, SEQUENCE, Body, Family, Head
+from hpsearch.models._base import (
+    IMAGE,
+    RANK_NAMES,
+    SEQUENCE,
+    VOLUME,
+    Body,
+    Family,
+    Head,
+    downsample_factors,
+)
 from hpsearch.models._convnets import CNN_PARAMS, RESNET_PARAMS, build_cnn, build_resnet
 from hpsearch.models._options import Param, choose, resolve
 from hpsearch.models._recurrent import LSTM_FCN_PARAMS, LSTM_PARAMS, build_lstm, build_lstm_fcn
@@ -33,14 +49,14 @@ _FAMILIES = (
         "resnet",
         "Residual CNN of Wang, Yan & Oates 2017 (arXiv:1611.06455), depth searched: "
         "ResNet-(3*blocks+1)",
-        frozenset({SEQUENCE, IMAGE}),
+        frozenset({SEQUENCE, IMAGE, VOLUME}),
         RESNET_PARAMS,
         build_resnet,
     ),
     Family(
         "cnn",
         "Plain CNN without shortcuts: Wang et al.'s FCN (arXiv:1611.06455), optional pooling",
-        frozenset({SEQUENCE, IMAGE}),
+        frozenset({SEQUENCE, IMAGE, VOLUME}),
         CNN_PARAMS,
         build_cnn,
     ),
@@ -78,12 +94,43 @@ REGULARISATION = (
 )
 
 
+def families_for_rank(rank: int) -> list[str]:
+    """The families that read events of ``rank`` axes (``len`` of one event's shape).
+
+    Args:
+        rank: 2 for sequences ``(length, channels)``, 3 for images ``(height, width,
+            channels)``, 4 for volumes ``(x, y, time, channels)``.
+
+    Returns:
+        Their names, in the order of :data:`FAMILIES`; empty for a rank no family reads.
+
+    Raises:
+        ValueError: ``rank`` is not an integer.
+    """
+    if not isinstance(rank, numbers.Integral) or isinstance(rank, bool):
+        raise ValueError(f"rank must be an integer (len of one event's shape), got {rank!r}")
+    return [name for name, family in FAMILIES.items() if rank in family.ranks]
+
+
+def _rank_hint(rank: int) -> str:
+    """Which families read ``rank``, or which ranks any family reads, for an error message."""
+    fitting = families_for_rank(rank)
+    if fitting:
+        return f"families for this rank: {', '.join(fitting)}"
+    known = "; ".join(f"rank {r}: {words}" for r, words in sorted(RANK_NAMES.items()))
+    return f"no family reads rank {rank}; families read {known}"
+
+
 def check_input_shape(family: Family, input_shape: tuple[int, ...], downsample: int) -> None:
     """Check that ``family`` reads inputs of ``input_shape``, downsampled by ``downsample``.
 
+    Only the axes that ``downsample`` pools must be at least ``downsample`` long (every spatial
+    axis of sequences and images, the longest of volumes), so the message names that axis.
+
     Raises:
         ValueError: The shape is not positive integers, has a rank the family does not
-            accept, or an axis shorter than ``downsample``.
+            accept (the message lists the families that do), or a pooled axis shorter than
+            ``downsample``.
     """
     where = f"model {family.name!r}"
     valid = isinstance(input_shape, tuple) and all(
@@ -96,16 +143,23 @@ def check_input_shape(family: Family, input_shape: tuple[int, ...], downsample: 
             f"no batch axis), got {input_shape!r}"
         )
     if len(input_shape) not in family.ranks:
-        fitting = [f.name for f in FAMILIES.values() if len(input_shape) in f.ranks]
         raise ValueError(
             f"{where} accepts {family.accepts()}, got input_shape {input_shape}; "
-            + (f"families for this rank: {', '.join(fitting)}" if fitting else "no family does")
+            + _rank_hint(len(input_shape))
         )
     spatial = input_shape[:-1]
-    if min(spatial) < downsample:
+    factors = downsample_factors(spatial, downsample)
+    pooled = [axis for axis, factor in enumerate(factors) if factor > 1]
+    short = [axis for axis in pooled if spatial[axis] < downsample]
+    if short:
+        axis = min(short, key=lambda a: spatial[a])
+        which = (
+            "longest axis (the one downsample pools in volumes)" if len(spatial) == 3 else "axis"
+        )
         raise ValueError(
-            f"{where}: downsample {downsample} exceeds the input's axis of "
-            f"{min(spatial)} in input_shape {input_shape}; choose downsample <= {min(spatial)}"
+            f"{where}: downsample {downsample} exceeds the input's {which} {axis} of "
+            f"{spatial[axis]} in input_shape {input_shape}; choose downsample <= "
+            f"{spatial[axis]}"
         )
 
 
@@ -122,7 +176,8 @@ def build_model(
         model: ``{"name": family, **its parameters}``; see :data:`FAMILIES` for each family's
             parameters and their defaults.
         input_shape: One event's shape: ``(length, channels)`` for every family,
-            ``(height, width, channels)`` for ``resnet`` and ``cnn``.
+            ``(height, width, channels)`` or ``(x, y, time, channels)`` for ``resnet`` and
+            ``cnn`` (see :func:`families_for_rank`).
         head: What the network outputs.
         regularisation: ``dropout``, ``l2``, ``noise_std`` (each optional, default 0).
 
@@ -133,7 +188,7 @@ def build_model(
     Raises:
         ValueError: The family is unknown, a key is missing, unknown or invalid, or the family
             does not read inputs of this shape; the message names the key and lists the
-            allowed ones.
+            allowed ones (for a shape, the families that read its rank).
     """
     name, options = choose("model", model, {n: f.params for n, f in FAMILIES.items()})
     family = FAMILIES[name]
@@ -156,8 +211,8 @@ def build_model(
     inputs = keras.Input(shape=shape)
     x = inputs
     if downsample > 1:
-        pool = layers.AveragePooling1D if body.dims == 1 else layers.AveragePooling2D
-        x = pool(pool_size=downsample)(x)
+        pool = (layers.AveragePooling1D, layers.AveragePooling2D, layers.AveragePooling3D)
+        x = pool[body.dims - 1](pool_size=downsample_factors(shape[:-1], downsample))(x)
     if regular["noise_std"] > 0:
         x = layers.GaussianNoise(regular["noise_std"])(x)
     x, model_name = family.build(x, options, body)

@@ -4,8 +4,15 @@ Seed study 000 found that the learning-rate schedule decided convergence: with a
 the validation loss never converged, with ``lr0 * decay_rate ** (step / decay_steps)`` it did.
 So the schedule is searched like any other choice, next to the optimizer:
 
-* ``exponential{decay_rate, decay_steps}``: the seed's, ``lr0 * decay_rate ** (step /
-  decay_steps)``, smooth (Keras ``ExponentialDecay``).
+* ``exponential{decay_rate, decay_steps | decay_epochs}``: the seed's, ``lr0 * decay_rate **
+  (step / decay_steps)``, smooth (Keras ``ExponentialDecay``). Give exactly one of
+  ``decay_steps`` (optimizer updates per factor ``decay_rate``, the seed's form) or
+  ``decay_epochs`` (a float > 0: epochs per factor, turned into ``decay_epochs *
+  steps_per_epoch`` steps, not rounded). Why both: a step count means a different schedule on
+  every training-set size and batch size. The seed's 200-5000 steps decayed over its tens of
+  thousands of events, but on a public set of 35 training series (one or two batches an epoch)
+  even 200 steps is beyond the whole training: no decay at all. Epochs say the same thing on
+  every data set; steps stay for the seed's studies and spaces.
 * ``cosine{alpha=0, warmup_epochs=0}``: cosine decay from ``lr0`` to ``alpha * lr0`` over the
   whole training (``epochs * steps_per_epoch`` steps), after an optional linear warm-up from 0
   over the first ``warmup_epochs`` (Loshchilov & Hutter 2017, arXiv:1608.03983, without
@@ -71,7 +78,20 @@ SCHEDULES: Mapping[str, tuple[Param, ...]] = {
     "constant": (),
     "exponential": (
         Param("decay_rate", "float", gt=0.0, doc="Factor per decay_steps steps."),
-        Param("decay_steps", "int", ge=1, doc="Optimizer steps per factor decay_rate."),
+        Param(
+            "decay_steps",
+            "int",
+            default=None,
+            ge=1,
+            doc="Optimizer steps per factor decay_rate; give this or decay_epochs.",
+        ),
+        Param(
+            "decay_epochs",
+            "float",
+            default=None,
+            gt=0.0,
+            doc="Epochs per factor decay_rate (times steps_per_epoch); give this or decay_steps.",
+        ),
     ),
     "cosine": (
         Param("alpha", "float", default=0.0, ge=0.0, le=1.0, doc="Final rate / lr0."),
@@ -126,8 +146,9 @@ def build_optimizer(
         without them a ``plateau`` schedule is a constant rate.
 
     Raises:
-        ValueError: An unknown name, a missing, unknown or invalid key, or a ``cosine``
-            warm-up as long as the training.
+        ValueError: An unknown name, a missing, unknown or invalid key, an ``exponential``
+            schedule with neither or both of ``decay_steps`` and ``decay_epochs``, or a
+            ``cosine`` warm-up as long as the training.
     """
     steps_per_epoch = _positive_int("steps_per_epoch", steps_per_epoch)
     epochs = _positive_int("epochs", epochs)
@@ -148,6 +169,25 @@ def build_optimizer(
     return built, callbacks
 
 
+def _decay_steps(options: dict[str, Any], steps_per_epoch: int) -> float:
+    """``exponential``'s steps per factor, from exactly one of ``decay_steps``/``decay_epochs``.
+
+    Raises:
+        ValueError: Neither or both are given.
+    """
+    steps, epochs = options["decay_steps"], options["decay_epochs"]
+    if (steps is None) == (epochs is None):
+        got = "neither" if steps is None else f"both ({steps!r} and {epochs!r})"
+        raise ValueError(
+            "lr_schedule 'exponential': give exactly one of `decay_steps` (optimizer steps per "
+            "factor decay_rate) or `decay_epochs` (epochs per factor, times steps_per_epoch), "
+            f"got {got}"
+        )
+    if steps is not None:
+        return int(steps)
+    return float(epochs) * steps_per_epoch
+
+
 def _learning_rate(
     name: str, options: dict[str, Any], lr0: float, steps_per_epoch: int, epochs: int
 ) -> tuple[float | keras.optimizers.schedules.LearningRateSchedule, list[Any]]:
@@ -158,7 +198,7 @@ def _learning_rate(
     if name == "exponential":
         return schedules.ExponentialDecay(
             initial_learning_rate=lr0,
-            decay_steps=options["decay_steps"],
+            decay_steps=_decay_steps(options, steps_per_epoch),
             decay_rate=options["decay_rate"],
         ), []
     if name == "step":

@@ -47,7 +47,9 @@ is not stored; its levels are in the ``config`` attribute.
 Determinism: events are made in fixed internal blocks of ``_BLOCK_EVENTS`` (1024) events, block
 ``b`` drawing from ``derive_rng(seed, "xgamma", b)``. The same ``(n_events, seed, config)`` thus
 gives bit-identical arrays however the work is chunked, and a shorter run is a prefix of a longer
-one with the same seed.
+one with the same seed. The same property lets :func:`simulate_to_file` hand whole blocks to
+worker processes on every core: which process simulates a block, and in which order blocks
+finish, cannot change a single bit of the file.
 
 HDF5 layout written by :func:`simulate_to_file`:
 
@@ -68,11 +70,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import math
+import multiprocessing
 import os
 import tempfile
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -693,6 +700,13 @@ def simulate_events(
     return _BlockSource(int(seed), config).events(0, int(n_events))
 
 
+Chunk = tuple[NDArray[np.float32], NDArray[np.int8], dict[str, NDArray[Any]]]
+"""One run of consecutive events: waveforms, labels and truth, as :func:`simulate_events`."""
+
+Chunks = Generator[tuple[int, int, Chunk], None, None]
+"""``(start, stop, events)`` of consecutive ranges, in order."""
+
+
 def simulate_to_file(
     path: str | Path,
     n_events: int,
@@ -701,27 +715,46 @@ def simulate_to_file(
     *,
     progress: bool = True,
     chunk_events: int = 2048,
+    workers: int | None = None,
 ) -> Path:
     """Simulate ``n_events`` events into an HDF5 file, chunk by chunk (layout: module docstring).
 
-    Never holds more than about ``chunk_events`` events in memory. Writes to a temporary file in
-    the target's directory and renames it at the end, so an interrupted run leaves no half-written
-    file under ``path``. The contents equal :func:`simulate_events` with the same arguments,
-    whatever ``chunk_events`` is.
+    Chunks are simulated in parallel by ``workers`` processes and written in order as they
+    arrive. Writes to a temporary file in the target's directory and renames it at the end, so
+    an interrupted run, or an error in any worker, leaves no half-written file under ``path``.
+    The contents equal :func:`simulate_events` with the same arguments, whatever
+    ``chunk_events`` and ``workers`` are: every block of events has its own seed (module
+    docstring), so who simulates it does not matter.
+
+    Parallel runs hand each worker whole RNG blocks, ``max(1, chunk_events // 1024)`` blocks
+    (1024 events each) per task, so that no block is simulated twice, and keep at most
+    ``2 * workers`` tasks in flight: memory stays about ``2 * workers * max(chunk_events, 1024)``
+    events in the parent, whatever ``n_events`` is. Workers are started with the ``spawn``
+    method, not ``fork``: the caller may be a CLI or a runner with threads (TensorFlow, Ray,
+    a progress bar), and forking a threaded process can deadlock the child on a lock some
+    other thread held. Like any ``spawn`` pool, it must be started from an importable script
+    (under ``if __name__ == "__main__":``) or from ``python -c``; pass ``workers=1`` otherwise.
+    A run of at most one chunk, or of a single block, or ``workers=1``, starts no pool and
+    simulates in this process, at most ``chunk_events`` events (and the block they come from)
+    at a time.
 
     Args:
         path: Target file; parent directories are created. An existing file is replaced.
         n_events: Number of events (>= 1).
         seed: Master seed (>= 0).
         config: Physics and readout knobs; ``None`` means the defaults.
-        progress: Show a rich progress bar on stderr.
+        progress: Show a rich progress bar on stderr; it advances as chunks are written.
         chunk_events: Events generated and written per step (memory knob only).
+        workers: Processes simulating chunks; ``None`` means ``os.cpu_count()``. Never more
+            than there are tasks.
 
     Returns:
         The path of the written file.
 
     Raises:
         InputError: On bad arguments.
+        Exception: Whatever a worker raised, re-raised here (its traceback chained as the
+            cause); the temporary file is removed first.
     """
     import h5py  # deferred: importing the simulator stays cheap
 
@@ -733,6 +766,15 @@ def simulate_to_file(
             "chunk_events",
             f"must be a positive integer, got {chunk_events!r}",
             "use e.g. 2048",
+        )
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(
+            "xgamma",
+            "workers",
+            f"must be a positive integer or None, got {workers!r}",
+            "use None for every core, or 1 for no worker processes",
         )
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -762,11 +804,9 @@ def simulate_to_file(
                 name: truth_group.create_dataset(name, shape=(n_events,), dtype=dtype)
                 for name, dtype in TRUTH_FIELDS.items()
             }
-            source = _BlockSource(int(seed), cfg)
-            with _progress_bar(progress, n_events, target.name) as advance:
-                for start in range(0, n_events, chunk_events):
-                    stop = min(start + chunk_events, n_events)
-                    chunk_waves, chunk_labels, chunk_truth = source.events(start, stop)
+            chunks = _chunks(n_events, int(seed), cfg, chunk_events, workers)
+            with _progress_bar(progress, n_events, target.name) as advance, chunks as results:
+                for start, stop, (chunk_waves, chunk_labels, chunk_truth) in results:
                     waves[start:stop] = chunk_waves
                     labels[start:stop] = chunk_labels
                     for name, dataset in truth.items():
@@ -777,6 +817,86 @@ def simulate_to_file(
         temp.unlink(missing_ok=True)
         raise
     return target
+
+
+def _task_ranges(n_events: int, chunk_events: int) -> list[tuple[int, int]]:
+    """Event ranges for worker tasks: whole RNG blocks, about ``chunk_events`` events each.
+
+    Aligned on blocks because a block is simulated whole: a range cutting one would make two
+    workers simulate it. Rounded down to whole blocks (at least one) so that ``chunk_events``
+    stays an upper bound on memory wherever it is at least a block.
+    """
+    task_events = max(1, chunk_events // _BLOCK_EVENTS) * _BLOCK_EVENTS
+    return [
+        (start, min(start + task_events, n_events)) for start in range(0, n_events, task_events)
+    ]
+
+
+def _chunks(
+    n_events: int, seed: int, cfg: XGammaConfig, chunk_events: int, workers: int
+) -> contextlib.closing[Chunks]:
+    """``(start, stop, events)`` for consecutive ranges covering all events, in order.
+
+    A context manager, so that leaving it early (an error while writing) stops the pool at
+    once rather than whenever the generator is collected.
+    """
+    ranges = _task_ranges(n_events, chunk_events)
+    if workers == 1 or n_events <= chunk_events or len(ranges) == 1:
+        return contextlib.closing(_serial_chunks(n_events, seed, cfg, chunk_events))
+    return contextlib.closing(_parallel_chunks(ranges, seed, cfg, min(workers, len(ranges))))
+
+
+def _serial_chunks(n_events: int, seed: int, cfg: XGammaConfig, chunk_events: int) -> Chunks:
+    """Every ``chunk_events`` events, simulated in this process."""
+    source = _BlockSource(seed, cfg)
+    for start in range(0, n_events, chunk_events):
+        stop = min(start + chunk_events, n_events)
+        yield start, stop, source.events(start, stop)
+
+
+def _parallel_chunks(
+    ranges: list[tuple[int, int]], seed: int, cfg: XGammaConfig, workers: int
+) -> Chunks:
+    """The ``ranges``' events, simulated by ``workers`` spawned processes, yielded in order.
+
+    At most ``2 * workers`` tasks are submitted and not yet yielded: enough that every worker
+    has its next task queued while the parent writes, few enough to bound memory. The next
+    task is submitted before a result is yielded, so workers keep going while it is written.
+    A worker's exception is re-raised by ``Future.result``; on any exit the pool's queued
+    tasks are cancelled and its processes joined.
+    """
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    todo = iter(ranges)
+    pending: deque[tuple[int, int, Future[Chunk]]] = deque()
+
+    def submit(start: int, stop: int) -> None:
+        pending.append((start, stop, pool.submit(_simulate_range, seed, cfg, start, stop)))
+
+    try:
+        for start, stop in itertools.islice(todo, 2 * workers):
+            submit(start, stop)
+        while pending:
+            start, stop, future = pending.popleft()
+            try:
+                result = future.result()
+            except BrokenProcessPool as error:
+                raise BrokenProcessPool(
+                    "a simulation worker process died (its traceback, if any, is above). Killed "
+                    "for memory? Lower chunk_events or workers. Started from a script without "
+                    "`if __name__ == '__main__':`? Spawned workers re-run such a script: add "
+                    "the guard, or pass workers=1"
+                ) from error
+            following = next(todo, None)
+            if following is not None:
+                submit(*following)
+            yield start, stop, result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _simulate_range(seed: int, cfg: XGammaConfig, start: int, stop: int) -> Chunk:
+    """A worker task: events ``start`` to ``stop`` (module level, so a spawned process finds it)."""
+    return _BlockSource(seed, cfg).events(start, stop)
 
 
 def _write_header(h5: Any, n_events: int, seed: int, cfg: XGammaConfig) -> None:
