@@ -40,8 +40,9 @@ import json, sys, time
 from hpsearch.objective import DataRef, TrialContext, load_objective
 from hpsearch.seeding import derive_seed
 reports = []
-data = DataRef(path={path!r}, x_key="waveforms", y_key="labels", fractions=(0.7, 0.15, 0.15),
-               block_size=32, split_seed=derive_seed(1, "split"))
+data = DataRef.from_file(path={path!r}, x_key="waveforms", y_key="labels",
+                         fractions=(0.7, 0.15, 0.15), block_size=32,
+                         split_seed=derive_seed(1, "split"))
 ctx = TrialContext(number=0, params={params!r}, seed=7, epochs={epochs}, data=data,
                    cpus={threads}, report=reports.append)
 started = time.perf_counter()

@@ -122,12 +122,10 @@ def main() -> None:
     loops = {"per-epoch fit+evaluate": per_epoch_loop, "one fit (fit_and_report)": fit_and_report}
     with tempfile.TemporaryDirectory(prefix="hpsearch-fit-loop-") as tmp:
         path = simulate_to_file(Path(tmp) / "x.h5", args.events, seed=args.seed, progress=False)
-        from hpsearch.data import Layout, inspect_dataset
+        from hpsearch.data import Layout, inspect_dataset, make_split
 
         info = inspect_dataset(path, Layout(), scan_finite=False)
-        data = DataRef(
-            str(path), "waveforms", "labels", (0.7, 0.15, 0.15), 32, split_seed=1, dataset_info=info
-        )
+        data = DataRef(info, Layout(), make_split(info.n_events, seed=1, block_size=32))
         walls: dict[str, list[float]] = {name: [] for name in loops}
         trained: dict[str, list[float]] = {name: [] for name in loops}
         accuracy: dict[str, float] = {}

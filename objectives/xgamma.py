@@ -77,14 +77,14 @@ def input_stats(data: DataRef) -> dict[str, Any]:
         ``pretrigger_samples`` (the samples the baseline is the mean of) and ``n_events`` (how
         many training events the median is over).
     """
-    from hpsearch.data import BatchReader, Layout, iterate
+    from hpsearch.data import BatchReader, H5Source, iterate
 
     info = data.info()
     pretrigger = int(info.attrs.get("pretrigger_samples", max(1, info.event_shape[0] // 8)))
-    layout = Layout(data.x_key, data.y_key)
+    source = H5Source(info, data.layout)
     train_blocks = data.split().train
     with BatchReader(
-        data.path, layout, train_blocks, 1024, shuffle=False, seed=0, max_events=STATS_EVENTS
+        source, train_blocks, 1024, shuffle=False, seed=0, max_events=STATS_EVENTS
     ) as reader:
         heights = np.concatenate([pulse_heights(x, pretrigger) for x, _ in iterate(reader)])
     return {

@@ -64,3 +64,69 @@ def events_of(blocks: np.ndarray) -> np.ndarray:
         return np.zeros(0, np.int64)
     events: np.ndarray = np.concatenate([np.arange(a, b) for a, b in blocks])
     return events
+
+
+def write_shards(
+    folder: Path,
+    sizes: list[int],
+    *,
+    datasets: dict[str, np.ndarray] | None = None,
+    attrs: dict[str, Any] | None = None,
+    y: np.ndarray | None = None,
+) -> list[Path]:
+    """Files of one data set, ``shard0.h5``, ... holding ``sizes[k]`` events each.
+
+    Rows and labels are those of one file of ``sum(sizes)`` events cut in order, so a row's
+    first value is its global event index. ``datasets`` (global per-event arrays) are cut the
+    same way into every file.
+    """
+    total = sum(sizes)
+    x = rows(total)
+    y = (np.arange(total) % 3).astype(np.int8) if y is None else y
+    paths: list[Path] = []
+    offset = 0
+    for k, n in enumerate(sizes):
+        path = write(
+            folder / f"shard{k}.h5",
+            x=x[offset : offset + n],
+            y=y[offset : offset + n],
+            attrs=attrs,
+        )
+        add_datasets(path, {key: v[offset : offset + n] for key, v in (datasets or {}).items()})
+        paths.append(path)
+        offset += n
+    return paths
+
+
+def add_datasets(path: Path, datasets: dict[str, np.ndarray]) -> Path:
+    """Add datasets (e.g. split labels or groups) to an existing file."""
+    with h5py.File(path, "a") as f:
+        for key, value in datasets.items():
+            f.create_dataset(key, data=value)
+    return path
+
+
+def write_chunked_shards(
+    directory: Path,
+    sizes: list[int],
+    *,
+    n_samples: int = N_SAMPLES,
+    y: np.ndarray | None = None,
+    chunks: tuple[int, ...] | None = None,
+    name: str = "shard",
+) -> list[Path]:
+    """Like :func:`write_shards`, with chunked inputs of ``n_samples`` and any targets.
+
+    Row ``i`` of the whole set (counted across files) starts with i; ``y`` holds the targets
+    of the whole set (default: ``i % 3`` as int8), cut like the rows.
+    """
+    x = rows(sum(sizes), n_samples)
+    y = (np.arange(len(x)) % 3).astype(np.int8) if y is None else y
+    paths = []
+    start = 0
+    for index, size in enumerate(sizes):
+        path = directory / f"{name}{index}.h5"
+        part = slice(start, start + size)
+        paths.append(write(path, x=x[part], y=y[part], attrs={}, chunks=chunks))
+        start += size
+    return paths

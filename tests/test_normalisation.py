@@ -38,7 +38,9 @@ def xgamma() -> ModuleType:
 
 
 def data_ref(path: Path, split_seed: int = 3) -> DataRef:
-    return DataRef(str(path), "waveforms", "labels", (0.7, 0.15, 0.15), 32, split_seed=split_seed)
+    return DataRef.from_file(
+        str(path), "waveforms", "labels", (0.7, 0.15, 0.15), 32, split_seed=split_seed
+    )
 
 
 def numpy_scale(path: Path, split_seed: int, max_events: int) -> tuple[float, int, int]:

@@ -64,7 +64,9 @@ def test_a_hand_made_data_ref_still_inspects_the_file(
     xgamma_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scans = count_label_scans(monkeypatch)
-    data = DataRef(str(xgamma_file), "waveforms", "labels", (0.7, 0.15, 0.15), 32, split_seed=3)
+    data = DataRef.from_file(
+        str(xgamma_file), "waveforms", "labels", (0.7, 0.15, 0.15), 32, split_seed=3
+    )
     assert data.info().n_events == 600
     assert len(scans) == 1
 
@@ -90,12 +92,12 @@ def objective(hook: Callable[[DataRef], Any] | None) -> ModuleType:
 
 
 def test_input_stats_without_a_hook_are_empty(xgamma_file: Path) -> None:
-    data = DataRef(str(xgamma_file), "waveforms", "labels", (0.7, 0.15, 0.15), 32, 3)
+    data = DataRef.from_file(str(xgamma_file), "waveforms", "labels", (0.7, 0.15, 0.15), 32, 3)
     assert compute_input_stats(objective(None), data, "obj.py") == {}
 
 
 def test_input_stats_become_plain_json(xgamma_file: Path) -> None:
-    data = DataRef(str(xgamma_file), "waveforms", "labels", (0.7, 0.15, 0.15), 32, 3)
+    data = DataRef.from_file(str(xgamma_file), "waveforms", "labels", (0.7, 0.15, 0.15), 32, 3)
     hook = objective(lambda d: {"scale": np.float32(2.5), "shape": (1, 2)})
     stats = compute_input_stats(hook, data, "obj.py")
     assert stats == {"scale": 2.5, "shape": [1, 2]}
@@ -113,7 +115,7 @@ def test_input_stats_become_plain_json(xgamma_file: Path) -> None:
     ],
 )
 def test_bad_input_stats_stop_the_study(xgamma_file: Path, result: Any, problem: str) -> None:
-    data = DataRef(str(xgamma_file), "waveforms", "labels", (0.7, 0.15, 0.15), 32, 3)
+    data = DataRef.from_file(str(xgamma_file), "waveforms", "labels", (0.7, 0.15, 0.15), 32, 3)
     with pytest.raises(InputError, match=problem) as caught:
         compute_input_stats(objective(lambda d: result), data, "obj.py")
     assert caught.value.key == "input_stats"
@@ -121,7 +123,7 @@ def test_bad_input_stats_stop_the_study(xgamma_file: Path, result: Any, problem:
 
 
 def test_a_failing_input_stats_hook_stops_the_study(xgamma_file: Path) -> None:
-    data = DataRef(str(xgamma_file), "waveforms", "labels", (0.7, 0.15, 0.15), 32, 3)
+    data = DataRef.from_file(str(xgamma_file), "waveforms", "labels", (0.7, 0.15, 0.15), 32, 3)
 
     def broken(d: DataRef) -> dict[str, Any]:
         raise ZeroDivisionError("no events")

@@ -19,7 +19,7 @@ def test_resnet_beats_the_rise_time_cut(tmp_path: Path) -> None:
     from hpsearch.simulate.xgamma import simulate_to_file
 
     path = simulate_to_file(tmp_path / "x.h5", 6000, seed=3, progress=False)
-    data = DataRef(str(path), "waveforms", "labels", (0.7, 0.15, 0.15), 32, split_seed=5)
+    data = DataRef.from_file(str(path), "waveforms", "labels", (0.7, 0.15, 0.15), 32, split_seed=5)
     reports: list[dict[str, Any]] = []
     params = {
         "blocks": 2,

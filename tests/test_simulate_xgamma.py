@@ -19,6 +19,7 @@ from hpsearch.simulate import (
     CLASS_NAMES,
     GENERATOR_VERSION,
     XGammaConfig,
+    _chunks,
     simulate_events,
     simulate_to_file,
     xgamma,
@@ -471,7 +472,7 @@ def test_parallel_chunks_arrive_in_order_with_bounded_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     InlineExecutor.instances.clear()
-    monkeypatch.setattr(xgamma, "ProcessPoolExecutor", InlineExecutor)
+    monkeypatch.setattr(_chunks, "ProcessPoolExecutor", InlineExecutor)
     n = 10 * 1024 + 7  # 11 tasks of one block
     path = simulate_to_file(tmp_path / "x.h5", n, 2, progress=True, workers=3, chunk_events=1000)
     (pool,) = InlineExecutor.instances
@@ -486,7 +487,7 @@ def test_workers_are_capped_by_the_number_of_tasks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     InlineExecutor.instances.clear()
-    monkeypatch.setattr(xgamma, "ProcessPoolExecutor", InlineExecutor)
+    monkeypatch.setattr(_chunks, "ProcessPoolExecutor", InlineExecutor)
     simulate_to_file(tmp_path / "x.h5", 2500, 2, progress=False, workers=64, chunk_events=2048)
     assert [pool.max_workers for pool in InlineExecutor.instances] == [2]  # 2048 + 452 events
 
@@ -510,7 +511,7 @@ def test_small_runs_start_no_pool(
     def no_pool(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a pool was started")
 
-    monkeypatch.setattr(xgamma, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(_chunks, "ProcessPoolExecutor", no_pool)
     path = simulate_to_file(
         tmp_path / "x.h5",
         n_events,

@@ -31,12 +31,20 @@ def test_shipped_study_loads() -> None:
 def test_overrides_apply_and_parse_yaml(project: Path) -> None:
     study = load_study(
         "studies/xgamma_resnet.yaml",
-        ["budget.trials=4", "scheduler.reduction_factor=3", "objectives.1.direction=maximize"],
+        [
+            "budget.trials=4",
+            "scheduler.reduction_factor=3",
+            "objectives.0.metric=val_loss",
+            "objectives.0.direction=minimize",
+        ],
         storage="sqlite:///elsewhere.db",
     )
     assert study.spec.budget.trials == 4
     assert study.spec.scheduler.reduction_factor == 3.0
-    assert study.spec.objectives[1].direction == "maximize"
+    assert (study.spec.objectives[0].metric, study.spec.objectives[0].direction) == (
+        "val_loss",
+        "minimize",
+    )
     assert study.spec.storage == "sqlite:///elsewhere.db"
 
 

@@ -24,7 +24,7 @@ EPOCHS = 3
 BATCH = 64
 PER_EPOCH = {"loss", "accuracy", "val_loss", "val_accuracy", "epoch", "train_seconds"}
 PER_EPOCH |= {"epoch_seconds"}
-LAST_ONLY = {"test_loss", "test_accuracy", "n_params", "complete"}
+LAST_ONLY = {"test_loss", "test_accuracy", "n_params", "inference_us_per_event", "complete"}
 
 
 def scaled(x: np.ndarray) -> np.ndarray:
@@ -33,7 +33,9 @@ def scaled(x: np.ndarray) -> np.ndarray:
 
 @pytest.fixture
 def data(xgamma_file: Path) -> DataRef:
-    return DataRef(str(xgamma_file), "waveforms", "labels", (0.7, 0.15, 0.15), 32, split_seed=3)
+    return DataRef.from_file(
+        str(xgamma_file), "waveforms", "labels", (0.7, 0.15, 0.15), 32, split_seed=3
+    )
 
 
 def tiny_model(n_samples: int, learning_rate: float = 1e-3) -> Any:
@@ -144,7 +146,7 @@ def test_training_epoch_e_reads_reader_epoch_e_once(data: DataRef) -> None:
 
     assert train_r.epoch == EPOCHS
     n_batches = len(train_r)
-    fresh = BatchReader(data.path, train_r.layout, data.split().train, BATCH, shuffle=True, seed=5)
+    fresh = BatchReader(train_r.source, data.split().train, BATCH, shuffle=True, seed=5)
     segments = np.split(np.arange(len(reads)), marks[:-1])
     assert marks[-1] == len(reads)
     for epoch, segment in enumerate(segments):

@@ -56,7 +56,7 @@ def test_a_trial_repeats_bit_for_bit_in_a_reused_worker(xgamma_file: Path) -> No
     code = f"""
 import json, keras
 from hpsearch.objective import DataRef, TrialContext, load_objective
-data = DataRef(path={str(xgamma_file)!r}, x_key="waveforms", y_key="labels",
+data = DataRef.from_file(path={str(xgamma_file)!r}, x_key="waveforms", y_key="labels",
                fractions=(0.7, 0.15, 0.15), block_size=32, split_seed=5)
 base = dict(blocks=1, filters=8, kernel_size=3, downsample=4, dropout=0.1, l2=1e-4,
             noise_std=0.05, batch_size=32,

@@ -61,7 +61,9 @@ def xgamma() -> ModuleType:
 
 @pytest.fixture
 def data(xgamma_file: Path) -> DataRef:
-    return DataRef(str(xgamma_file), "waveforms", "labels", (0.7, 0.15, 0.15), 32, split_seed=3)
+    return DataRef.from_file(
+        str(xgamma_file), "waveforms", "labels", (0.7, 0.15, 0.15), 32, split_seed=3
+    )
 
 
 def run(xgamma: ModuleType, data: DataRef, params: dict[str, Any]) -> list[dict[str, Any]]:

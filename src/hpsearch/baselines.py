@@ -255,7 +255,7 @@ def score_rise_time_cut(data: DataRef) -> CutScore:
     Reads the file batch by batch, as the networks do, so it works on files beyond memory;
     the split is the study's own, so the number compares with the trials' test accuracy.
     """
-    from hpsearch.data import BatchReader, Layout, iterate
+    from hpsearch.data import BatchReader, H5Source, iterate
 
     info = data.info()
     period = float(info.attrs.get("sample_period_ns", 1.0))
@@ -263,8 +263,8 @@ def score_rise_time_cut(data: DataRef) -> CutScore:
     split = data.split()
 
     def rises(blocks: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-        layout = Layout(data.x_key, data.y_key)
-        with BatchReader(data.path, layout, blocks, 1024, shuffle=False, seed=0) as reader:
+        source = H5Source(info, data.layout)
+        with BatchReader(source, blocks, 1024, shuffle=False, seed=0) as reader:
             pairs = [(rise_time_ns(x, period, pretrigger), y) for x, y in iterate(reader)]
         return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
 

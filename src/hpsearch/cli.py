@@ -62,13 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     _study_arguments(report)
 
     simulate = commands.add_parser("simulate", help="write a simulated data set to HDF5")
-    simulate.add_argument("task", choices=["xgamma"])
+    simulate.add_argument("task", choices=_simulated_tasks(), help="the task whose data to make")
     simulate.add_argument("--events", type=int, required=True)
     simulate.add_argument("--out", type=Path, required=True)
     simulate.add_argument("--seed", type=int, default=0)
 
     baseline = commands.add_parser(
-        "baseline", help="score the task's classical baseline on the study's test split"
+        "baseline", help="score the study's task's classical baseline on its test split"
     )
     _study_arguments(baseline)
 
@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--host", default="127.0.0.1")
     dashboard.add_argument("--port", type=int, default=8080)
     return parser
+
+
+def _simulated_tasks() -> list[str]:
+    from hpsearch.tasks import TASKS
+
+    return sorted(name for name, task in TASKS.items() if task.simulator is not None)
 
 
 def _load(args: argparse.Namespace) -> Study:
@@ -104,12 +110,14 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     from hpsearch.recorder import Recorder, open_storage
     from hpsearch.report import print_report
 
-    study = _load(args)
-    prepared = prepare(study, console)
+    prepared = prepare(_load(args), console)
+    study = prepared.study
     storage = open_storage(
         study.spec.storage, source=(args.storage and "--storage") or study.source
     )
-    recorder = Recorder(study, storage, input_stats=prepared.input_stats)
+    recorder = Recorder(
+        study, storage, input_stats=prepared.input_stats, provenance=prepared.provenance()
+    )
     enqueue = args.enqueue or study.spec.enqueue
     if enqueue is not None:
         from hpsearch.spec import load_enqueue
@@ -164,7 +172,7 @@ def _cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
-    from hpsearch.simulate import xgamma
+    from hpsearch.tasks import TASKS
 
     if args.events < 1:
         raise InputError(
@@ -173,20 +181,27 @@ def _cmd_simulate(args: argparse.Namespace, console: Console) -> int:
             f"must be positive, got {args.events}",
             "give the number of events to simulate, e.g. --events 10000",
         )
-    path = xgamma.simulate_to_file(args.out, args.events, args.seed, progress=True)
+    simulator = TASKS[args.task].load_simulator()
+    if simulator is None:  # argparse offers only tasks with a simulator
+        raise InputError("task", args.task, "has no simulator", "choose another task")
+    path = simulator.simulate_to_file(args.out, args.events, args.seed, progress=True)
     console.print(f"Wrote {args.events} events to {path}")
     return 0
 
 
 def _cmd_baseline(args: argparse.Namespace, console: Console) -> int:
-    from hpsearch.baselines import score_rise_time_cut
     from hpsearch.prepare import prepare
 
-    score = score_rise_time_cut(prepare(_load(args), console).data)
-    console.print(
-        f"Rise-time cut at {score.cut.threshold_ns:.0f} ns (fitted on {score.n_train} training "
-        f"events): test accuracy {score.accuracy:.4f} on {score.n_test} events"
-    )
+    prepared = prepare(_load(args), console)
+    task = prepared.task
+    if task.baseline is None:
+        raise InputError(
+            prepared.study.source,
+            "task",
+            f"task {task.name!r} has no classical baseline",
+            "compare against the report's best trial instead",
+        )
+    console.print(task.baseline(prepared.data).line)
     return 0
 
 

@@ -33,12 +33,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from hpsearch.errors import HpsearchError, InputError
 
 if TYPE_CHECKING:
-    from hpsearch.data import BatchReader, DatasetInfo, Split
+    from hpsearch.data import BatchReader, DatasetInfo, EventSource, Layout, Split, TargetKind
 
 #: Every objective's reports carry these; the Recorder and the report rely on them.
 REQUIRED_METRICS = ("train_seconds",)
@@ -50,80 +50,133 @@ class TrialFailed(HpsearchError):
 
 @dataclass(frozen=True)
 class DataRef:
-    """A picklable pointer to a task's data and its split, sent to every trial.
+    """A picklable pointer to a study's data and its split, sent to every trial.
+
+    Everything here was learned once, in the driver: the file's inspection (shapes, target
+    kind, classes), the split (which can take a scan of a label or group dataset to make) and
+    how the data is served. A trial neither opens the file to learn its layout nor reads a
+    label again; it only reads the batches it trains on.
 
     Attributes:
-        path: Absolute path of the HDF5 file.
-        x_key: Dataset of the inputs.
-        y_key: Dataset of the labels.
-        fractions: Train, validation and test fractions of the split.
-        block_size: Events per block of the split.
-        split_seed: Seed of the split (derived from the study's master seed).
+        dataset: What :func:`~hpsearch.data.inspect_dataset` found: files, shapes, targets.
+        layout: Names of the input and target datasets.
+        parts: The study's train/validation/test split, the same for every trial.
         max_events: Cap on the training events a trial reads, or None.
-        dataset_info: What the driver's :func:`~hpsearch.data.inspect_dataset` found, so that
-            a trial's :meth:`info`, :meth:`split` and :meth:`readers` neither open the file nor
-            read every label of it again (each used to, twice per trial). None (e.g. a DataRef
-            made by hand) inspects the file when asked. It is a few numbers and the file's root
-            attributes; the split itself is not carried: it is computed from ``n_events`` in
-            memory, and its block list grows with the file while this pointer should stay small.
+        serve: ``memory``: every worker process loads the data once and keeps it for the
+            trials it runs; ``stream``: batches are read from disk, memory bounded whatever the
+            file's size. The driver chooses by the study's ``data.memory_budget_gb``.
+        buffer_bytes: Event data a streaming training reader holds (its shuffle buffers).
     """
 
-    path: str
-    x_key: str
-    y_key: str
-    fractions: tuple[float, float, float]
-    block_size: int
-    split_seed: int
+    dataset: DatasetInfo = field(repr=False)
+    layout: Layout
+    parts: Split = field(repr=False)
     max_events: int | None = None
-    dataset_info: DatasetInfo | None = field(default=None, compare=False, repr=False)
+    serve: Literal["memory", "stream"] = "stream"
+    buffer_bytes: int = 64 * 2**20
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        x_key: str = "waveforms",
+        y_key: str = "labels",
+        fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+        block_size: int = 32,
+        split_seed: int = 0,
+        *,
+        max_events: int | None = None,
+        target: TargetKind = "classification",
+        serve: Literal["memory", "stream"] = "stream",
+    ) -> DataRef:
+        """A DataRef over one file with a seeded fractional split, for code outside a study.
+
+        Inspects the file (without the finite scan), as :func:`hpsearch.prepare.prepare`
+        does for a study.
+        """
+        from hpsearch.data import Layout, inspect_dataset, make_split
+
+        layout = Layout(x_key, y_key)
+        info = inspect_dataset(path, layout, target=target, scan_finite=False)
+        split = make_split(
+            info.n_events, seed=split_seed, fractions=fractions, block_size=block_size
+        )
+        return cls(info, layout, split, max_events=max_events, serve=serve)
+
+    @property
+    def path(self) -> str:
+        """The (first) data file, absolute."""
+        return str(self.dataset.path)
+
+    @property
+    def x_key(self) -> str:
+        """Dataset of the inputs."""
+        return self.layout.x_key
+
+    @property
+    def y_key(self) -> str:
+        """Dataset of the targets."""
+        return self.layout.y_key
 
     def info(self) -> DatasetInfo:
-        """What the file holds: the driver's inspection if carried, else a fresh one.
-
-        A fresh inspection is cheap-ish (no finite scan: the driver did that) but still reads
-        every label; :func:`hpsearch.prepare.prepare` makes DataRefs that never need it.
-        """
-        if self.dataset_info is not None:
-            return self.dataset_info
-        from hpsearch.data import Layout, inspect_dataset
-
-        return inspect_dataset(self.path, Layout(self.x_key, self.y_key), scan_finite=False)
+        """What the data holds, as the driver's inspection found it."""
+        return self.dataset
 
     def split(self) -> Split:
-        """The study's train/validation/test split: the same for every trial and baseline.
+        """The study's train/validation/test split: the same for every trial and baseline."""
+        return self.parts
 
-        Computed from the number of events alone, without reading the file when
-        ``dataset_info`` is carried.
+    def source(self, *, stream: bool = False) -> EventSource:
+        """Where batches are read from: this process's copy in memory, or the files.
+
+        Args:
+            stream: Read from the files even when the study serves from memory: for a look
+                at a few events in the driver (input statistics, baselines), which must not
+                load the whole data set there.
         """
-        from hpsearch.data import make_split
+        from hpsearch.data import H5Source, memory_source
 
-        return make_split(
-            self.info().n_events,
-            seed=self.split_seed,
-            fractions=self.fractions,
-            block_size=self.block_size,
+        if self.serve == "memory" and not stream:
+            return memory_source(self.dataset, self.layout)
+        return H5Source(self.dataset, self.layout)
+
+    def reader(
+        self,
+        part: str,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int,
+        max_events: int | None = None,
+        stream: bool = False,
+    ) -> BatchReader:
+        """A reader of one part of the split (``train``, ``val`` or ``test``).
+
+        A streaming reader holds :attr:`buffer_bytes` of events (the study's memory budget
+        decides it): large events need large buffers for a batch to mix many places of the
+        file.
+        """
+        from hpsearch.data import BatchReader
+
+        return BatchReader(
+            self.source(stream=stream),
+            self.parts.part(part),
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            max_events=max_events,
+            buffer_bytes=self.buffer_bytes,
         )
 
     def readers(
         self, batch_size: int, *, seed: int, eval_batch_size: int = 256
     ) -> tuple[BatchReader, BatchReader, BatchReader]:
-        """Train (shuffled), validation and test readers over the study's split."""
-        from hpsearch.data import BatchReader, Layout
-
-        split = self.split()
-        layout = Layout(self.x_key, self.y_key)
-        train = BatchReader(
-            self.path,
-            layout,
-            split.train,
-            batch_size,
-            shuffle=True,
-            seed=seed,
-            max_events=self.max_events,
+        """Train (shuffled, capped at ``max_events``), validation and test readers."""
+        return (
+            self.reader("train", batch_size, shuffle=True, seed=seed, max_events=self.max_events),
+            self.reader("val", eval_batch_size, shuffle=False, seed=seed),
+            self.reader("test", eval_batch_size, shuffle=False, seed=seed),
         )
-        val = BatchReader(self.path, layout, split.val, eval_batch_size, shuffle=False, seed=seed)
-        test = BatchReader(self.path, layout, split.test, eval_batch_size, shuffle=False, seed=seed)
-        return train, val, test
 
 
 @dataclass
@@ -155,12 +208,21 @@ class TrialContext:
     report: Callable[[dict[str, Any]], None] = field(default=lambda metrics: None, repr=False)
 
 
+def is_module_name(ref: str | Path) -> bool:
+    """Whether an objective reference names a module (``hpsearch.tasks.generic``), not a file."""
+    text = str(ref)
+    return not text.endswith(".py") and "/" not in text and "\\" not in text
+
+
 def load_objective(path: str | Path, *, source: str | Path = "study") -> ModuleType:
-    """Import an objective file by path (once per process) and check it defines the protocol.
+    """Import an objective (a file by path, or a module by name; once per process) and check it.
 
     Raises:
         InputError: The file is missing, fails to import, or lacks ``train``/``METRICS``.
     """
+    if is_module_name(path):
+        module = importlib.import_module(str(path))
+        return _checked(module, Path(module.__file__ or str(path)), str(path))
     file = Path(path).resolve()
     name = f"hpsearch_objective_{file.stem}_{abs(hash(str(file))):x}"
     if name in sys.modules:
@@ -185,15 +247,20 @@ def load_objective(path: str | Path, *, source: str | Path = "study") -> ModuleT
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        del sys.modules[name]
+        sys.modules.pop(name, None)
         raise InputError(
             file,
             "",
             f"importing the objective failed: {type(exc).__name__}: {exc}",
             "fix the objective file so that `python FILE` runs",
         ) from exc
+    return _checked(module, file, name)
+
+
+def _checked(module: ModuleType, file: Path, name: str) -> ModuleType:
+    """``module`` if it defines the objective protocol; else forget it and raise."""
     if not callable(getattr(module, "train", None)):
-        del sys.modules[name]
+        sys.modules.pop(name, None)
         raise InputError(
             file,
             "train",
@@ -202,7 +269,7 @@ def load_objective(path: str | Path, *, source: str | Path = "study") -> ModuleT
         )
     hook = getattr(module, "input_stats", None)
     if hook is not None and not callable(hook):
-        del sys.modules[name]
+        sys.modules.pop(name, None)
         raise InputError(
             file,
             "input_stats",
@@ -211,7 +278,7 @@ def load_objective(path: str | Path, *, source: str | Path = "study") -> ModuleT
         )
     metrics = getattr(module, "METRICS", None)
     if not isinstance(metrics, tuple | list) or not all(isinstance(m, str) for m in metrics):
-        del sys.modules[name]
+        sys.modules.pop(name, None)
         raise InputError(
             file,
             "METRICS",

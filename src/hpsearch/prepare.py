@@ -10,31 +10,47 @@ input statistics (computed from the training split) in :attr:`PreparedStudy.inpu
 
 from __future__ import annotations
 
-import importlib
+import glob
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 
-from hpsearch.data import DatasetInfo, Layout, inspect_dataset
+from hpsearch.data import (
+    DatasetInfo,
+    Layout,
+    Split,
+    inspect_dataset,
+    make_split,
+    split_by_groups,
+    split_from_files,
+    split_from_indices,
+    split_from_labels,
+)
 from hpsearch.errors import InputError
-from hpsearch.objective import REQUIRED_METRICS, DataRef, load_objective
+from hpsearch.objective import DataRef, is_module_name, load_objective
 from hpsearch.seeding import derive_seed
-from hpsearch.spec import Study
+from hpsearch.spec import FileSplit, IndexSplit, LabelSplit, SearchSpace, Study, check_metrics
+from hpsearch.tasks import Task, custom_task
 
 
 @dataclass(frozen=True)
 class PreparedStudy:
-    """A study whose data and objective were found and checked.
+    """A study whose task, data and objective were found and checked.
 
     Attributes:
-        study: The validated study.
-        info: What the data file holds.
-        data: The picklable pointer to data and split that every trial gets.
+        study: The validated study, its space fitted to the data (a task's default space keeps
+            only the model families that read the data's input rank) and its task resolved.
+        info: What the data holds.
+        data: The picklable pointer to data, split and serving mode that every trial gets.
         objective: The imported objective module.
+        task: The study's task (for a study's own objective file, the one built from it).
+        objective_ref: What workers import to train a trial: a module name, or the objective
+            file's absolute path (workers run in other directories).
         input_stats: What the objective's optional ``input_stats(data)`` hook computed from the
             training split, as plain JSON values (``{}`` without the hook). Every trial gets
             this same dict as ``TrialContext.input_stats``, and the Recorder stores it with the
@@ -45,81 +61,311 @@ class PreparedStudy:
     info: DatasetInfo
     data: DataRef
     objective: ModuleType
+    task: Task
+    objective_ref: str
     input_stats: dict[str, Any] = field(default_factory=dict)
+
+    def provenance(self) -> dict[str, Any]:
+        """What the Recorder stores with a new study besides its spec: task and data.
+
+        The report reads ``table_metrics``; the data's files, shapes and split fingerprint let
+        a later run (or reader) tell whether it looks at the same events.
+        """
+        info = self.info
+        split = self.data.split()
+        return {
+            "task_info": self.task.describe(),
+            "table_metrics": list(self.task.table_metrics),
+            "data": {
+                "files": [str(shard.path) for shard in info.files],
+                "n_events": info.n_events,
+                "event_shape": list(info.event_shape),
+                "target": info.target,
+                "target_shape": list(info.target_shape),
+                "class_names": list(info.class_names) if info.class_names else None,
+                "target_names": list(info.target_names),
+                "split_fingerprint": split.fingerprint(),
+                "split_sizes": split.sizes(),
+                "max_events": self.data.max_events,
+                "serve": self.data.serve,
+            },
+        }
 
 
 def simulate_hint(study: Study) -> str:
-    """The command that would make the study's data file."""
+    """The command that would make the study's data file, or where to point data.path."""
+    if study.task is None or study.task.simulator is None:
+        return "point data.path at the HDF5 file"
     events = study.spec.data.simulate.events if study.spec.data.simulate else 10000
     return (
         f"run `hpsearch simulate {study.spec.task} --events {events} --out "
-        f"{study.spec.data.path}`, or point data.path at your own file"
+        f"{study.spec.data.main_path()}`, or point data.path at your own file"
     )
 
 
 def ensure_data(study: Study, console: Console) -> None:
     """Simulate the study's data file if it is missing and the study says how."""
     data = study.spec.data
-    if data.path.exists() or data.simulate is None:
+    if data.simulate is None or data.main_path().exists():
         return
-    try:
-        simulator = importlib.import_module(f"hpsearch.simulate.{study.spec.task}")
-    except ModuleNotFoundError as exc:
+    simulator = study.task.load_simulator() if study.task is not None else None
+    if simulator is None:
         raise InputError(
             study.source,
             "data.simulate",
-            f"hpsearch has no simulator for task {study.spec.task!r}",
+            f"task {study.spec.task!r} has no simulator",
             "provide the data file at data.path, or remove data.simulate",
-        ) from exc
+        )
     seed = data.simulate.seed
     if seed is None:
         seed = derive_seed(study.spec.seed, "simulate")
+    path = data.main_path()
     console.print(
-        f"[bold]Simulating[/] {data.simulate.events} {study.spec.task} events "
-        f"-> {data.path} (seed {seed})"
+        f"[bold]Simulating[/] {data.simulate.events} {study.spec.task} events -> {path} "
+        f"(seed {seed})"
     )
-    simulator.simulate_to_file(data.path, data.simulate.events, seed, progress=True)
+    simulator.simulate_to_file(path, data.simulate.events, seed, progress=True)
 
 
 def prepare(study: Study, console: Console) -> PreparedStudy:
-    """Find and check the data and the objective; simulate data when the study says how.
+    """Find and check task, data and objective; simulate data when the study says how.
 
     Raises:
-        InputError: Missing or malformed data, objective file, or metric names.
+        InputError: Missing or malformed data, objective file, metric names, a split the data
+            cannot give, or model families that cannot read the data.
     """
     spec = study.spec
     ensure_data(study, console)
+    objective_ref = objective_of(study)
+    if not is_module_name(objective_ref):
+        objective_ref = str(Path(objective_ref).resolve())
+    objective = load_objective(objective_ref, source=study.source)
+    task = study.task
+    if task is None:
+        task = custom_task(spec.task, objective, objective_ref)
+        check_metrics(spec, task, study.source)
     layout = Layout(spec.data.x_key, spec.data.y_key)
     info = inspect_dataset(
-        spec.data.path,
+        data_files(study),
         layout,
+        target=task.target,
+        class_names=spec.data.class_names,
+        target_names=spec.data.target_names,
         simulate_hint=simulate_hint(study),
         scan_finite=spec.data.scan_finite,
     )
-    objective = load_objective(spec.objective_path(), source=study.source)
-    reported = set(objective.METRICS) | set(REQUIRED_METRICS)
-    checks = [(f"objectives.{i}.metric", o.metric) for i, o in enumerate(spec.objectives)]
-    checks.append(("scheduler.metric", spec.scheduler.metric))
-    for key, metric in checks:
-        if metric not in reported:
+    space = fit_space(study, task, info, console)
+    serve = serving(study, info, console)
+    data = DataRef(
+        dataset=info,
+        layout=layout,
+        parts=make_study_split(study, info),
+        max_events=spec.data.max_events,
+        serve=serve,
+        buffer_bytes=shuffle_buffer_bytes(study),
+    )
+    stats = compute_input_stats(objective, data, objective_ref)
+    fitted = Study(study.source, spec, space, task)
+    return PreparedStudy(
+        study=fitted,
+        info=info,
+        data=data,
+        objective=objective,
+        task=task,
+        objective_ref=objective_ref,
+        input_stats=stats,
+    )
+
+
+def objective_of(study: Study) -> str:
+    """What trains a trial: the study's ``objective_file``, else its task's objective.
+
+    A module name (the generic tasks' objective lives inside the package) or a file path.
+    """
+    if study.spec.objective_file is not None or study.task is None:
+        return str(study.spec.objective_path())
+    return study.task.objective
+
+
+def data_files(study: Study) -> list[Path]:
+    """Every data file of the study, in order: one file, shards (listed or a glob), or parts.
+
+    Raises:
+        InputError: A glob that matches no file.
+    """
+    data = study.spec.data
+    if isinstance(data.split, FileSplit):
+        return data.split.paths()[0]
+    paths = data.path if isinstance(data.path, list) else [data.main_path()]
+    files: list[Path] = []
+    for index, path in enumerate(paths):
+        if not glob.has_magic(str(path)):
+            files.append(path)
+            continue
+        matched = sorted(Path(p) for p in glob.glob(str(path)))
+        if not matched:
+            key = "data.path" if isinstance(data.path, Path) else f"data.path.{index}"
             raise InputError(
                 study.source,
                 key,
-                f"metric {metric!r} is not reported by {spec.objective_path()}",
-                f"use one of {', '.join(sorted(reported))}",
+                f"the pattern {str(path)!r} matches no file (from {Path.cwd()})",
+                "check the pattern; paths are relative to the directory hpsearch runs in",
             )
-    data = DataRef(
-        path=str(Path(spec.data.path).resolve()),
-        x_key=spec.data.x_key,
-        y_key=spec.data.y_key,
-        fractions=spec.data.split.fractions(),
-        block_size=spec.data.block_size,
-        split_seed=derive_seed(spec.seed, "split"),
-        max_events=spec.data.max_events,
-        dataset_info=info,
+        files.extend(matched)
+    return files
+
+
+def make_study_split(study: Study, info: DatasetInfo) -> Split:
+    """The study's split, of whichever kind its ``data.split`` or ``data.groups`` describes.
+
+    Raises:
+        InputError: The data cannot give that split (a dataset missing, a group that never
+            occurs, an empty part), or a validation fraction for a split that has its own.
+    """
+    data = study.spec.data
+    seed = derive_seed(study.spec.seed, "split")
+    size = data.block_size
+    split = data.split
+    try:
+        if data.groups is not None:
+            groups = data.groups
+            extra = {} if groups.val_fraction is None else {"val_fraction": groups.val_fraction}
+            return split_by_groups(
+                info,
+                groups.key,
+                train=groups.train,
+                test=groups.test,
+                val=groups.val,
+                seed=seed,
+                block_size=size,
+                **extra,
+            )
+        if isinstance(split, LabelSplit):
+            return split_from_labels(
+                info, split.labels, seed=seed, block_size=size, val_fraction=split.val_fraction
+            )
+        if isinstance(split, IndexSplit):
+            return split_from_indices(
+                info,
+                {str(k): v for k, v in split.indices.items()},
+                seed=seed,
+                block_size=size,
+                val_fraction=split.val_fraction,
+            )
+        if isinstance(split, FileSplit):
+            return split_from_files(
+                info,
+                split.paths()[1],
+                seed=seed,
+                block_size=size,
+                val_fraction=split.val_fraction,
+            )
+        return make_split(info.n_events, seed=seed, fractions=split.fractions(), block_size=size)
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(
+            study.source,
+            "data.groups" if data.groups is not None else "data.split",
+            str(exc),
+            "change the split so that every part gets events (see the README's data section)",
+        ) from exc
+
+
+#: Share of this machine's memory the data may take per worker when the budget is ``auto``.
+AUTO_MEMORY_SHARE = 0.1
+
+
+def memory_budget_bytes(study: Study) -> int:
+    """The study's ``data.memory_budget_gb`` in bytes (``auto``: a tenth of physical memory)."""
+    budget = study.spec.data.memory_budget_gb
+    if budget == "auto":
+        return int(AUTO_MEMORY_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    return int(float(budget) * 1e9)
+
+
+def shuffle_buffer_bytes(study: Study) -> int:
+    """A streaming reader's buffers: an eighth of the memory budget, within 64 MiB-1 GiB.
+
+    A batch mixes the file's places that one buffer holds; with 0.5 MB detector-grid events a
+    64 MiB buffer holds 128 events, so larger budgets buy better-mixed batches.
+    """
+    return int(min(max(memory_budget_bytes(study) / 8, 64 * 2**20), 2**30))
+
+
+def serving(study: Study, info: DatasetInfo, console: Console) -> Literal["memory", "stream"]:
+    """Serve from memory when the whole data set fits the budget, else stream it.
+
+    Each worker process holds its own copy (loaded once, kept for every trial it runs), so the
+    budget is per worker; streaming keeps memory bounded whatever the data's size.
+    """
+    size = info.n_events * info.event_bytes
+    budget = memory_budget_bytes(study)
+    if size <= budget:
+        console.print(
+            f"Serving {size / 1e9:.2g} GB of data from memory (budget {budget / 1e9:.2g} GB "
+            "per worker)."
+        )
+        return "memory"
+    console.print(
+        f"Streaming {size / 1e9:.3g} GB of data from disk (more than the {budget / 1e9:.2g} GB "
+        "memory budget, data.memory_budget_gb)."
     )
-    stats = compute_input_stats(objective, data, spec.objective_path())
-    return PreparedStudy(study=study, info=info, data=data, objective=objective, input_stats=stats)
+    return "stream"
+
+
+#: The search-space choice that picks the model family (see :mod:`hpsearch.models`).
+FAMILY_CHOICE = "model"
+
+
+def model_input_rank(info: DatasetInfo) -> int:
+    """Rank of one event as the models read it: ``(L,)`` series get a channel axis."""
+    return len(info.event_shape) + (1 if len(info.event_shape) == 1 else 0)
+
+
+def fit_space(study: Study, task: Task, info: DatasetInfo, console: Console) -> SearchSpace:
+    """The study's space with only the model families that read the data's input rank.
+
+    A task's own default space lists every family and is cut down, with a note; a space the
+    user wrote that offers a family the data does not fit is an error, since the search would
+    spend trials on models that cannot be built.
+
+    Raises:
+        InputError: The user's space offers a family that cannot read the data.
+    """
+    space = study.space
+    options = space.choice_options(FAMILY_CHOICE)
+    if options is None or study.task is None:
+        return space
+    from hpsearch.models import FAMILIES, families_for_rank
+
+    rank = model_input_rank(info)
+    fitting = families_for_rank(rank)
+    unfit = [o for o in options if o in FAMILIES and o not in fitting]
+    if not unfit:
+        return space
+    if task.space is not None and Path(study.spec.space).resolve() == task.space.resolve():
+        if not set(options) & set(fitting):
+            raise InputError(
+                study.source,
+                "space",
+                f"no model family of {study.spec.space} reads inputs of shape {info.event_shape}",
+                f"write a space with one of {', '.join(fitting) or 'no family'}",
+            )
+        kept = ", ".join(o for o in options if o in fitting)
+        console.print(
+            f"Inputs of shape {info.event_shape}: searching {kept} "
+            f"({', '.join(unfit)} cannot read them)."
+        )
+        return space.restrict_choice(FAMILY_CHOICE, fitting)
+    family = FAMILIES[unfit[0]]
+    raise InputError(
+        space.source,
+        f"params.{FAMILY_CHOICE}.options.{unfit[0]}",
+        f"model family {unfit[0]!r} reads {family.accepts()}, but the data's events have shape "
+        f"{info.event_shape}",
+        f"remove the option; families for this data: {', '.join(fitting) or 'none'}",
+    )
 
 
 def compute_input_stats(objective: ModuleType, data: DataRef, source: str | Path) -> dict[str, Any]:

@@ -120,6 +120,9 @@ class Recorder:
         storage: An opened storage (see :func:`open_storage`).
         input_stats: The input normalisation every trial of the study uses, stored on the
             study with its provenance (an exported model needs it).
+        provenance: More of what made the study's results, stored with it when the study is
+            created: its task (metrics, the report's table columns) and its data (files,
+            shapes, the split's fingerprint); see :meth:`hpsearch.prepare.PreparedStudy.provenance`.
     """
 
     def __init__(
@@ -128,8 +131,10 @@ class Recorder:
         storage: optuna.storages.BaseStorage,
         *,
         input_stats: Mapping[str, Any] | None = None,
+        provenance: Mapping[str, Any] | None = None,
     ) -> None:
         spec = study.spec
+        self._provenance = dict(provenance or {})
         self.name = spec.name
         self.storage = storage
         self._space = study.space
@@ -191,6 +196,7 @@ class Recorder:
                 "searcher": study.spec.searcher.type,
                 "searcher_objectives": self._searcher.objectives_note(),
                 "input_stats": self._input_stats,
+                **self._provenance,
             }
             for key, value in provenance.items():
                 self.study.set_user_attr(key, value)

@@ -76,7 +76,8 @@ _NO_FAMILY = f"(no {FAMILY_PARAM})"
 #: is left out, and the faint yellow comes last.
 _FAMILY_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
 _FRONT_OUTLINE = {"color": "black", "width": 1.5}
-#: The columns of seed 000's comparison of model families, in its order.
+#: The columns of the per-family table for a study stored without its task's (``table_metrics``,
+#: written since tasks exist): seed 000's comparison of model families, in its order.
 _FAMILY_METRICS = ("val_loss", "val_accuracy", "test_loss", "test_accuracy", "train_seconds")
 
 
@@ -125,6 +126,14 @@ def _family_value(trial: FrozenTrial) -> str | None:
     return str(trial.params[FAMILY_PARAM])
 
 
+def _table_metrics(attrs: dict[str, Any]) -> tuple[str, ...]:
+    """The task's table columns as stored with the study, else seed 000's."""
+    stored = attrs.get("table_metrics")
+    if isinstance(stored, list) and stored and all(isinstance(m, str) for m in stored):
+        return tuple(stored)
+    return _FAMILY_METRICS
+
+
 def _objective_names(study: optuna.Study, attrs: dict[str, Any], count: int) -> tuple[str, ...]:
     """The objectives' names: hpsearch's own record, else Optuna's metric names, else generic.
 
@@ -168,12 +177,16 @@ class StudyView:
         objectives: The objectives' metric names, in the order of ``trial.values``.
         directions: Each objective's direction, in the same order.
         trials: Every trial of the study, in any state.
+        table_metrics: The columns its task compares model families by (the study's
+            ``table_metrics``: accuracies for a classification, explained variance for a
+            regression).
     """
 
     name: str
     objectives: tuple[str, ...]
     directions: tuple[StudyDirection, ...]
     trials: tuple[FrozenTrial, ...]
+    table_metrics: tuple[str, ...] = _FAMILY_METRICS
 
     @classmethod
     def read(cls, study: optuna.Study) -> StudyView:
@@ -185,6 +198,7 @@ class StudyView:
             objectives=_objective_names(study, attrs, len(directions)),
             directions=directions,
             trials=tuple(study.get_trials(deepcopy=False)),
+            table_metrics=_table_metrics(attrs),
         )
 
     def metric(self, trial: FrozenTrial, name: str) -> float | None:
@@ -356,18 +370,19 @@ def family_table(study: optuna.Study | StudyView) -> Table | None:
     of families would use); its test metrics are shown beside it and never used to choose.
     Rows run from the best family to the worst; families without a COMPLETE trial follow, with
     their counts, so a family that never finishes is seen rather than silently missing.
-    Columns are seed 000's (losses, accuracies, training time), then any objective they lack.
+    Columns are the task's (for a classification seed 000's losses, accuracies and training
+    time), then any objective they lack.
     """
     view = _view(study)
     if not view.family_names:
         return None
     objective = view.objectives[0]
-    metrics = list(_FAMILY_METRICS)
+    metrics = list(view.table_metrics)
     for name in (*view.objectives, *view.test_counterparts(view.in_state(TrialState.COMPLETE))):
         if name not in metrics:
             metrics.append(name)
     table = Table(
-        title=f"Best trial per model family of {view.name!r} (seed 000's comparison)",
+        title=f"Best trial per model family of {view.name!r}",
         caption=(
             f"best by {objective} ({_direction_word(view.directions[0])}); "
             "test metrics shown, never used to choose"

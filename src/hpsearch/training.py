@@ -9,9 +9,9 @@ What the callback keeps from the hand-written loop it replaced:
 
 * Each epoch's metrics leave the trial as soon as the epoch ends (``ctx.report``), because the
   scheduler may stop a trial after any epoch.
-* The last epoch's report already carries the test metrics, the parameter count and
-  ``complete=True``: a scheduler that stops a trial when it reaches its budget would cut off a
-  separate, later report.
+* The last epoch's report already carries the test metrics, the parameter count, the inference
+  time per event and ``complete=True``: a scheduler that stops a trial when it reaches its
+  budget would cut off a separate, later report.
 * ``train_seconds`` counts training alone: the validation pass inside ``fit`` (timed between
   ``on_test_begin`` and ``on_test_end``), the reports and the test evaluation are left out.
 * A NaN or infinite training loss ends the trial at the end of that epoch, before it reports
@@ -23,6 +23,7 @@ What the callback keeps from the hand-written loop it replaced:
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -44,13 +45,16 @@ def fit_and_report(
     test: BatchReader,
     *,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    target_transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    add_channel_axis: bool = True,
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> dict[str, Any]:
     """Train ``model`` for ``ctx.epochs`` epochs in one ``fit``, reporting after each.
 
     Every report holds the training metrics (``loss``, ...), the validation metrics
     (``val_loss``, ...), ``epoch`` (from 1), ``epoch_seconds`` and the cumulative
-    ``train_seconds``; the last one also ``test_*`` metrics, ``n_params`` and ``complete=True``.
+    ``train_seconds``; the last one also ``test_*`` metrics, ``n_params``,
+    ``inference_us_per_event`` (see :func:`inference_us_per_event`) and ``complete=True``.
     The first epoch's seconds include the one-time set-up inside ``fit`` (data adapter, graph
     tracing), as a trial's training time should.
 
@@ -61,6 +65,10 @@ def fit_and_report(
         val: Reader of the validation split.
         test: Reader of the test split, evaluated once after the last epoch.
         transform: Applied to every input batch (e.g. a normalisation).
+        target_transform: Applied to every target batch (e.g. standardised regression
+            targets); the metrics are then in the transformed units.
+        add_channel_axis: Give ``(batch, n)`` series a channel axis, as 1-D convolutions and
+            recurrent layers read them; False for inputs that have channels.
         callbacks: More Keras callbacks (a plateau schedule's, say). They run before the
             epoch is reported, so what they add to the epoch's logs (``learning_rate``) is
             reported too.
@@ -75,19 +83,30 @@ def fit_and_report(
     if ctx.epochs < 1:
         raise ValueError(f"ctx.epochs must be >= 1, got {ctx.epochs}")
 
+    adapt = functools.partial(
+        keras_dataset,
+        transform=transform,
+        target_transform=target_transform,
+        add_channel_axis=add_channel_axis,
+    )
+
     def score_test() -> dict[str, Any]:
-        test_data = keras_dataset(test, transform=transform)
+        test_data = adapt(test)
         scores = model.evaluate(test_data, verbose=0, return_dict=True)
         extra: dict[str, Any] = {f"test_{k}": float(v) for k, v in scores.items()}
-        extra.update(n_params=int(model.count_params()), complete=True)
+        extra.update(
+            n_params=int(model.count_params()),
+            inference_us_per_event=inference_us_per_event(model, test_data[0][0]),
+            complete=True,
+        )
         return extra
 
     reports = _EpochReports(ctx, score_test)
 
-    train_data = keras_dataset(train, transform=transform)
+    train_data = adapt(train)
     # Keras builds the validation pipeline (reading batches for their shapes) after the first
     # epoch's training but before on_test_begin: the first read stops that epoch's clock.
-    val_data = keras_dataset(val, transform=transform, before_read=reports.validation_read)
+    val_data = adapt(val, before_read=reports.validation_read)
     reports.start_clock()
     model.fit(
         train_data,
@@ -100,6 +119,34 @@ def fit_and_report(
     if reports.failure is not None:
         raise reports.failure
     return reports.last
+
+
+#: Timed passes of :func:`inference_us_per_event`; the fastest counts.
+INFERENCE_REPEATS = 5
+#: Fewest events one timed pass of :func:`inference_us_per_event` predicts.
+INFERENCE_MIN_EVENTS = 256
+
+
+def inference_us_per_event(model: keras.Model, batch: np.ndarray) -> float:
+    """Microseconds the trained model takes per event to predict, on the trial's device.
+
+    A trigger or on-board classifier is judged by its latency as much as by its accuracy, so
+    every trial measures it: the model's compiled predict step on one evaluation batch (tiled
+    to at least :data:`INFERENCE_MIN_EVENTS` events), once to build it, then the fastest of
+    :data:`INFERENCE_REPEATS` passes, divided by the events. Throughput at that batch size,
+    not the latency of a single event, which on a GPU is dominated by the call's overhead.
+    """
+    import numpy as np
+
+    if len(batch) < INFERENCE_MIN_EVENTS:
+        batch = np.concatenate([batch] * -(-INFERENCE_MIN_EVENTS // len(batch)))
+    model.predict_on_batch(batch)
+    best = math.inf
+    for _ in range(INFERENCE_REPEATS):
+        started = time.perf_counter()
+        model.predict_on_batch(batch)
+        best = min(best, time.perf_counter() - started)
+    return 1e6 * best / len(batch)
 
 
 class _EpochReports:

@@ -13,9 +13,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from hpsearch.data._files import DatasetInfo, Layout, inspect_dataset
+from hpsearch.data._files import DatasetInfo, Layout, Shard, TargetKind, inspect_dataset
 from hpsearch.data._reader import BatchReader, iterate
-from hpsearch.data._split import Split, make_split
+from hpsearch.data._source import (
+    EventSource,
+    H5Source,
+    MemorySource,
+    clear_memory_cache,
+    load_into_memory,
+    memory_source,
+)
+from hpsearch.data._split import (
+    Split,
+    make_split,
+    split_by_groups,
+    split_from_files,
+    split_from_indices,
+    split_from_labels,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -23,12 +38,24 @@ if TYPE_CHECKING:
 __all__ = [
     "BatchReader",
     "DatasetInfo",
+    "EventSource",
+    "H5Source",
     "Layout",
+    "MemorySource",
+    "Shard",
     "Split",
+    "TargetKind",
+    "clear_memory_cache",
     "inspect_dataset",
     "iterate",
     "keras_dataset",
+    "load_into_memory",
     "make_split",
+    "memory_source",
+    "split_by_groups",
+    "split_from_files",
+    "split_from_indices",
+    "split_from_labels",
 ]
 
 
@@ -37,6 +64,7 @@ def keras_dataset(
     *,
     add_channel_axis: bool = True,
     transform: Callable[[npt.NDArray[np.float32]], npt.NDArray[Any]] | None = None,
+    target_transform: Callable[[npt.NDArray[Any]], npt.NDArray[Any]] | None = None,
     before_read: Callable[[], None] | None = None,
 ) -> keras.utils.PyDataset:
     """Wrap ``reader`` as a ``keras.utils.PyDataset`` for ``model.fit`` and ``model.evaluate``.
@@ -48,6 +76,7 @@ def keras_dataset(
         reader: The reader of one split.
         add_channel_axis: Append a channel axis, ``(batch, n)`` becoming ``(batch, n, 1)``.
         transform: Applied to each input batch before the channel axis; result cast to float32.
+        target_transform: Applied to each target batch (standardised regression targets).
         before_read: Called before each batch is read (to time passes, say).
 
     Returns:
@@ -56,5 +85,9 @@ def keras_dataset(
     from hpsearch.data._keras import keras_dataset as adapt
 
     return adapt(
-        reader, add_channel_axis=add_channel_axis, transform=transform, before_read=before_read
+        reader,
+        add_channel_axis=add_channel_axis,
+        transform=transform,
+        target_transform=target_transform,
+        before_read=before_read,
     )

@@ -25,9 +25,15 @@ _KERAS_CALLS_EPOCH_BEGIN = hasattr(keras.utils.PyDataset, "on_epoch_begin")
 class _ReaderDataset(keras.utils.PyDataset):
     """A PyDataset that forwards every call to a :class:`BatchReader`.
 
-    ``workers=1`` and no multiprocessing: Keras then reads batches in the training process
-    itself (with ``tf.data`` prefetching), which is what a Ray worker that already is its own
-    process wants; a pool would fork a process holding TensorFlow and an HDF5 handle.
+    ``workers=1`` and no multiprocessing. Keras 3 then iterates the dataset through
+    ``tf.data.Dataset.from_generator(...).prefetch(AUTOTUNE)``: ``__getitem__`` runs in a
+    ``tf.data`` thread, ahead of the training step, in index order, so batch production
+    already overlaps the step; the reader's own thread reads the next buffer from disk
+    meanwhile. Keras's thread pool (``workers > 1``) would add nothing but contention: a batch
+    is cut from a buffer in memory (microseconds) and the reader serialises its calls
+    (measured: no faster with 2 or 4 workers for the tiny Conv1D of
+    ``benchmarks/data_serving.py``). A process pool would also fork a process holding
+    TensorFlow and HDF5 handles.
     """
 
     def __init__(
@@ -36,23 +42,27 @@ class _ReaderDataset(keras.utils.PyDataset):
         add_channel_axis: bool,
         transform: Callable[[npt.NDArray[np.float32]], npt.NDArray[Any]] | None,
         before_read: Callable[[], None] | None = None,
+        target_transform: Callable[[npt.NDArray[Any]], npt.NDArray[Any]] | None = None,
     ) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
         self.reader = reader
         self.add_channel_axis = add_channel_axis
         self.transform = transform
+        self.target_transform = target_transform
         self.before_read = before_read
         self._in_epoch = False
 
     def __len__(self) -> int:
         return len(self.reader)
 
-    def __getitem__(self, index: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    def __getitem__(self, index: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[Any]]:
         if self.before_read is not None:
             self.before_read()
         x, y = self.reader.batch(index)
         if self.transform is not None:
             x = np.asarray(self.transform(x), dtype=np.float32)
+        if self.target_transform is not None:
+            y = np.asarray(self.target_transform(y))
         if self.add_channel_axis:
             x = x[..., np.newaxis]
         return x, y
@@ -80,6 +90,7 @@ def keras_dataset(
     add_channel_axis: bool = True,
     transform: Callable[[npt.NDArray[np.float32]], npt.NDArray[Any]] | None = None,
     before_read: Callable[[], None] | None = None,
+    target_transform: Callable[[npt.NDArray[Any]], npt.NDArray[Any]] | None = None,
 ) -> keras.utils.PyDataset:
     """Wrap ``reader`` for ``model.fit`` / ``model.evaluate``.
 
@@ -95,11 +106,14 @@ def keras_dataset(
             ``(batch, n_samples, 1)``, as ``Conv1D`` and recurrent layers expect.
         transform: Applied to each input batch before the channel axis is added, e.g. a
             normalisation; its result is cast to float32.
-        before_read: Called before every batch is read from disk, e.g. to note when Keras
-            starts a validation pass: it reads batches to infer their shapes before the pass
-            signals its start to callbacks.
+        before_read: Called before every batch is read, e.g. to note when Keras starts a
+            validation pass: it reads batches to infer their shapes before the pass signals
+            its start to callbacks.
+        target_transform: Applied to each target batch (e.g. standardised regression
+            targets); its result keeps the dtype it has.
 
     Returns:
-        A ``keras.utils.PyDataset`` yielding ``(x float32, y int64)`` batches.
+        A ``keras.utils.PyDataset`` yielding ``(x, y)`` batches: x float32; y as the reader
+        serves it (int64 class labels, or float32 ``(batch, *target_shape)`` values).
     """
-    return _ReaderDataset(reader, add_channel_axis, transform, before_read)
+    return _ReaderDataset(reader, add_channel_axis, transform, before_read, target_transform)

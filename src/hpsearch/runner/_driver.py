@@ -517,7 +517,7 @@ def run_study(
             f"up to {spec.budget.epochs} epochs, storage {spec.storage}"
         )
         setup = TrialSetup(
-            objective_file=str(spec.objective_path().resolve()),
+            objective_file=prepared.objective_ref,
             data=prepared.data,
             epochs=spec.budget.epochs,
             cpus=plan.cpus,

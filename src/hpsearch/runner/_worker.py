@@ -25,7 +25,7 @@ class TrialSetup:
     """What every trial of a study shares, sent once to each worker (``tune.with_parameters``).
 
     Attributes:
-        objective_file: Absolute path of the objective file.
+        objective_file: The objective: a module name, or an objective file's absolute path.
         data: Where the data is and how it is split.
         epochs: The full training budget of one trial.
         cpus: CPU cores per trial; TensorFlow's thread pools are sized to match.

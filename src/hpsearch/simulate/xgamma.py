@@ -68,18 +68,10 @@ HDF5 layout written by :func:`simulate_to_file`:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import itertools
 import json
 import math
-import multiprocessing
-import os
-import tempfile
-from collections import deque
-from collections.abc import Generator, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +81,7 @@ from numpy.typing import NDArray
 
 from hpsearch.errors import InputError
 from hpsearch.seeding import derive_rng
+from hpsearch.simulate._chunks import Column, check_run, write_simulation
 
 __all__ = [
     "CLASS_NAMES",
@@ -663,20 +656,22 @@ class _BlockSource:
             {name: np.concatenate(parts) for name, parts in truths.items()},
         )
 
+    def __call__(self, start: int, stop: int) -> Mapping[str, NDArray[Any]]:
+        """Events ``start`` to ``stop`` as one array per file column (a writer task).
+
+        An instance is the ``simulate_range`` of :func:`~hpsearch.simulate._chunks.
+        write_simulation`: picklable (a module-level class; its cache is empty when it is
+        handed to the pool), and, when called in this process on consecutive chunks, it reuses
+        the block the previous chunk came from.
+        """
+        waves, labels, truth = self.events(start, stop)
+        columns: dict[str, NDArray[Any]] = {"waveforms": waves, "labels": labels}
+        columns.update({f"truth/{name}": values for name, values in truth.items()})
+        return columns
+
 
 def _check_run(n_events: int, seed: int, minimum: int) -> None:
-    if isinstance(n_events, bool) or not isinstance(n_events, int | np.integer):
-        raise InputError(
-            "xgamma", "n_events", f"must be an integer, got {n_events!r}", "give a whole number"
-        )
-    if n_events < minimum:
-        raise InputError(
-            "xgamma", "n_events", f"must be >= {minimum}, got {n_events}", "ask for more events"
-        )
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise InputError(
-            "xgamma", "seed", f"must be a non-negative integer, got {seed!r}", "use e.g. 0"
-        )
+    check_run(n_events, seed, minimum, "xgamma")
 
 
 def simulate_events(
@@ -698,13 +693,6 @@ def simulate_events(
     """
     _check_run(n_events, seed, 0)
     return _BlockSource(int(seed), config).events(0, int(n_events))
-
-
-Chunk = tuple[NDArray[np.float32], NDArray[np.int8], dict[str, NDArray[Any]]]
-"""One run of consecutive events: waveforms, labels and truth, as :func:`simulate_events`."""
-
-Chunks = Generator[tuple[int, int, Chunk], None, None]
-"""``(start, stop, events)`` of consecutive ranges, in order."""
 
 
 def simulate_to_file(
@@ -756,185 +744,43 @@ def simulate_to_file(
         Exception: Whatever a worker raised, re-raised here (its traceback chained as the
             cause); the temporary file is removed first.
     """
-    import h5py  # deferred: importing the simulator stays cheap
-
     cfg = XGammaConfig() if config is None else config
     _check_run(n_events, seed, 1)
-    if isinstance(chunk_events, bool) or not isinstance(chunk_events, int) or chunk_events < 1:
-        raise InputError(
-            "xgamma",
-            "chunk_events",
-            f"must be a positive integer, got {chunk_events!r}",
-            "use e.g. 2048",
-        )
-    if workers is None:
-        workers = os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InputError(
-            "xgamma",
-            "workers",
-            f"must be a positive integer or None, got {workers!r}",
-            "use None for every core, or 1 for no worker processes",
-        )
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".part", dir=target.parent
+    return write_simulation(
+        target,
+        int(n_events),
+        columns=_columns(cfg),
+        attrs=_header(int(n_events), int(seed), cfg),
+        simulate_range=_BlockSource(int(seed), cfg),
+        block_events=_BLOCK_EVENTS,
+        chunk_events=chunk_events,
+        workers=workers,
+        progress=progress,
+        label=target.name,
+        source="xgamma",
     )
-    os.close(handle)
-    temp = Path(temp_name)
-    # mkstemp makes the file private (0600); give the result the usual umask-based mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    temp.chmod(0o666 & ~umask)
-    n_events = int(n_events)
-    try:
-        with h5py.File(temp, "w") as h5:
-            _write_header(h5, n_events, int(seed), cfg)
-            rows = min(_WAVEFORM_CHUNK_ROWS, n_events)
-            waves = h5.create_dataset(
-                "waveforms",
-                shape=(n_events, cfg.n_samples),
-                dtype=np.float32,
-                chunks=(rows, cfg.n_samples),
-            )
-            labels = h5.create_dataset("labels", shape=(n_events,), dtype=np.int8)
-            truth_group = h5.create_group("truth")
-            truth = {
-                name: truth_group.create_dataset(name, shape=(n_events,), dtype=dtype)
-                for name, dtype in TRUTH_FIELDS.items()
-            }
-            chunks = _chunks(n_events, int(seed), cfg, chunk_events, workers)
-            with _progress_bar(progress, n_events, target.name) as advance, chunks as results:
-                for start, stop, (chunk_waves, chunk_labels, chunk_truth) in results:
-                    waves[start:stop] = chunk_waves
-                    labels[start:stop] = chunk_labels
-                    for name, dataset in truth.items():
-                        dataset[start:stop] = chunk_truth[name]
-                    advance(stop - start)
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return target
 
 
-def _task_ranges(n_events: int, chunk_events: int) -> list[tuple[int, int]]:
-    """Event ranges for worker tasks: whole RNG blocks, about ``chunk_events`` events each.
-
-    Aligned on blocks because a block is simulated whole: a range cutting one would make two
-    workers simulate it. Rounded down to whole blocks (at least one) so that ``chunk_events``
-    stays an upper bound on memory wherever it is at least a block.
-    """
-    task_events = max(1, chunk_events // _BLOCK_EVENTS) * _BLOCK_EVENTS
+def _columns(cfg: XGammaConfig) -> list[Column]:
+    """The file's per-event datasets, in creation order (layout: module docstring)."""
     return [
-        (start, min(start + task_events, n_events)) for start in range(0, n_events, task_events)
+        Column("waveforms", (cfg.n_samples,), np.float32, chunk_rows=_WAVEFORM_CHUNK_ROWS),
+        Column("labels", (), np.int8),
+        *(Column(f"truth/{name}", (), dtype) for name, dtype in TRUTH_FIELDS.items()),
     ]
 
 
-def _chunks(
-    n_events: int, seed: int, cfg: XGammaConfig, chunk_events: int, workers: int
-) -> contextlib.closing[Chunks]:
-    """``(start, stop, events)`` for consecutive ranges covering all events, in order.
-
-    A context manager, so that leaving it early (an error while writing) stops the pool at
-    once rather than whenever the generator is collected.
-    """
-    ranges = _task_ranges(n_events, chunk_events)
-    if workers == 1 or n_events <= chunk_events or len(ranges) == 1:
-        return contextlib.closing(_serial_chunks(n_events, seed, cfg, chunk_events))
-    return contextlib.closing(_parallel_chunks(ranges, seed, cfg, min(workers, len(ranges))))
-
-
-def _serial_chunks(n_events: int, seed: int, cfg: XGammaConfig, chunk_events: int) -> Chunks:
-    """Every ``chunk_events`` events, simulated in this process."""
-    source = _BlockSource(seed, cfg)
-    for start in range(0, n_events, chunk_events):
-        stop = min(start + chunk_events, n_events)
-        yield start, stop, source.events(start, stop)
-
-
-def _parallel_chunks(
-    ranges: list[tuple[int, int]], seed: int, cfg: XGammaConfig, workers: int
-) -> Chunks:
-    """The ``ranges``' events, simulated by ``workers`` spawned processes, yielded in order.
-
-    At most ``2 * workers`` tasks are submitted and not yet yielded: enough that every worker
-    has its next task queued while the parent writes, few enough to bound memory. The next
-    task is submitted before a result is yielded, so workers keep going while it is written.
-    A worker's exception is re-raised by ``Future.result``; on any exit the pool's queued
-    tasks are cancelled and its processes joined.
-    """
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    todo = iter(ranges)
-    pending: deque[tuple[int, int, Future[Chunk]]] = deque()
-
-    def submit(start: int, stop: int) -> None:
-        pending.append((start, stop, pool.submit(_simulate_range, seed, cfg, start, stop)))
-
-    try:
-        for start, stop in itertools.islice(todo, 2 * workers):
-            submit(start, stop)
-        while pending:
-            start, stop, future = pending.popleft()
-            try:
-                result = future.result()
-            except BrokenProcessPool as error:
-                raise BrokenProcessPool(
-                    "a simulation worker process died (its traceback, if any, is above). Killed "
-                    "for memory? Lower chunk_events or workers. Started from a script without "
-                    "`if __name__ == '__main__':`? Spawned workers re-run such a script: add "
-                    "the guard, or pass workers=1"
-                ) from error
-            following = next(todo, None)
-            if following is not None:
-                submit(*following)
-            yield start, stop, result
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _simulate_range(seed: int, cfg: XGammaConfig, start: int, stop: int) -> Chunk:
-    """A worker task: events ``start`` to ``stop`` (module level, so a spawned process finds it)."""
-    return _BlockSource(seed, cfg).events(start, stop)
-
-
-def _write_header(h5: Any, n_events: int, seed: int, cfg: XGammaConfig) -> None:
-    h5.attrs["task"] = "xgamma"
-    h5.attrs["generator"] = "hpsearch.simulate.xgamma"
-    h5.attrs["generator_version"] = GENERATOR_VERSION
-    h5.attrs["seed"] = seed
-    h5.attrs["n_events"] = n_events
-    h5.attrs["class_names"] = json.dumps(list(CLASS_NAMES))
-    h5.attrs["config"] = cfg.to_json()
-    h5.attrs["sample_period_ns"] = cfg.sample_period_ns
-    h5.attrs["pretrigger_samples"] = cfg.pretrigger_samples
-    h5.attrs["units"] = "electrons"
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int, label: str) -> Iterator[Any]:
-    """Yield ``advance(n)``; draws a rich progress bar on stderr when enabled."""
-    if not enabled:
-        yield lambda _n: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("[bold]xgamma[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+def _header(n_events: int, seed: int, cfg: XGammaConfig) -> dict[str, Any]:
+    return {
+        "task": "xgamma",
+        "generator": "hpsearch.simulate.xgamma",
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "n_events": n_events,
+        "class_names": json.dumps(list(CLASS_NAMES)),
+        "config": cfg.to_json(),
+        "sample_period_ns": cfg.sample_period_ns,
+        "pretrigger_samples": cfg.pretrigger_samples,
+        "units": "electrons",
+    }

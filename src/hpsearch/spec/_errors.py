@@ -67,6 +67,20 @@ def _fix_for(error: Mapping[str, Any], model: type[BaseModel] | None) -> str:
     return "correct the value as the message says"
 
 
+#: Tags of the tagged unions in study files (``data.split`` is one of four kinds): pydantic puts
+#: the tag into an error's location, where the user never wrote it.
+_UNION_TAGS = {"split": frozenset({"fractions", "labels", "indices", "files"})}
+
+
+def _without_union_tags(loc: list[str | int]) -> list[str | int]:
+    """``data.split.fractions.train`` -> ``data.split.train``: the keys as the file has them."""
+    for i in range(1, len(loc)):
+        parent, part = loc[i - 1], loc[i]
+        if isinstance(parent, str) and part in _UNION_TAGS.get(parent, ()):
+            return [*loc[:i], *loc[i + 1 :]]
+    return loc
+
+
 def raise_input_error(
     exc: ValidationError,
     source: str | Path,
@@ -91,7 +105,7 @@ def raise_input_error(
     errors = exc.errors()
     # An unknown key is usually a typo, and the cause of a "missing" error beside it: name it first.
     error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = [*prefix, *error["loc"]]
+    loc = _without_union_tags([*prefix, *error["loc"]])
     key = dotted(loc)
     origin = str(source)
     for set_key, set_origin in (sources or {}).items():

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -262,6 +262,33 @@ class SearchSpace:
         flat: dict[str, Any] = {}
         _encode(self.tree, "", nested, flat)
         return flat
+
+    def choice_options(self, name: str) -> tuple[str, ...] | None:
+        """The options of the top-level choice ``name`` (``model``), or None if there is none."""
+        node = self.tree.get(name)
+        return tuple(node.options) if isinstance(node, Choice) else None
+
+    def restrict_choice(self, name: str, keep: Iterable[str]) -> SearchSpace:
+        """This space with the top-level choice ``name`` cut down to the options in ``keep``.
+
+        A task's default space lists every model family; data of one input rank fits only some
+        (an LSTM reads sequences, not count maps), and a searcher must never propose a family
+        that cannot be built. The result has its own fingerprint, as it is another space.
+
+        Raises:
+            ValueError: ``name`` is not a top-level choice, or no option would be left.
+        """
+        node = self.tree.get(name)
+        if not isinstance(node, Choice):
+            raise ValueError(f"{self.source} has no top-level choice {name!r}")
+        wanted = set(keep)
+        options = {k: v for k, v in node.options.items() if k in wanted}
+        if not options:
+            raise ValueError(
+                f"none of {name}'s options {sorted(node.options)} is among {sorted(wanted)}"
+            )
+        tree = {**self.tree, name: Choice(options)}
+        return SearchSpace(self.source, self.family, tree, self.includes)
 
     def size(self) -> int | None:
         """Points of the space (options add, groups multiply); None if some range is a continuum."""

@@ -8,14 +8,25 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 from hpsearch.errors import InputError
 from hpsearch.spec._errors import raise_input_error
 from hpsearch.spec._space import SearchSpace, load_space, read_yaml_mapping
+
+if TYPE_CHECKING:
+    from hpsearch.tasks import Task
 
 DEFAULT_STORAGE = "sqlite:///results/hpsearch.db"
 
@@ -25,7 +36,7 @@ class _Strict(BaseModel):
 
 
 class SplitSpec(_Strict):
-    """Fractions of events for training, validation (search) and test (reporting only)."""
+    """Seeded fractions of the events for training, validation (search) and test (report only)."""
 
     train: float = Field(0.7, gt=0, lt=1)
     val: float = Field(0.15, gt=0, lt=1)
@@ -43,6 +54,108 @@ class SplitSpec(_Strict):
         return (self.train, self.val, self.test)
 
 
+_VAL_FRACTION = Field(
+    None,
+    gt=0,
+    lt=1,
+    description="when the split gives no validation part: this fraction of the training events "
+    "(default 0.15)",
+)
+Part = Literal["train", "val", "test"]
+
+
+class LabelSplit(_Strict):
+    """The file says each event's part: a dataset of 0/1/2 or "train"/"val"/"test"."""
+
+    labels: str = Field(description="dataset of one part label per event")
+    val_fraction: float | None = _VAL_FRACTION
+
+
+class IndexSplit(_Strict):
+    """The file lists each part's events: datasets of event indices."""
+
+    indices: dict[Part, str] = Field(description="part -> dataset of event indices")
+    val_fraction: float | None = _VAL_FRACTION
+
+    @model_validator(mode="after")
+    def _train_and_test(self) -> Self:
+        missing = sorted({"train", "test"} - set(self.indices))
+        if missing:
+            raise ValueError(f"indices needs datasets for train and test, missing {missing}")
+        return self
+
+
+class FileSplit(_Strict):
+    """Each part in its own file(s): ``{train: a.h5, val: b.h5, test: [c.h5, d.h5]}``."""
+
+    files: dict[Part, Path | list[Path]] = Field(description="part -> file or list of files")
+    val_fraction: float | None = _VAL_FRACTION
+
+    @model_validator(mode="after")
+    def _train_and_test(self) -> Self:
+        missing = sorted({"train", "test"} - set(self.files))
+        if missing:
+            raise ValueError(f"files needs train and test files, missing {missing}")
+        return self
+
+    def paths(self) -> tuple[list[Path], list[str]]:
+        """Every file in part order (train, val, test), and the part of each."""
+        paths: list[Path] = []
+        parts: list[str] = []
+        for part in ("train", "val", "test"):
+            given = self.files.get(part)
+            for path in [given] if isinstance(given, Path) else given or []:
+                paths.append(path)
+                parts.append(part)
+        return paths, parts
+
+
+def _split_kind(value: Any) -> str:
+    """Which split a study's ``data.split`` mapping describes, by its keys."""
+    if isinstance(value, dict):
+        for kind in ("labels", "indices", "files"):
+            if kind in value:
+                return kind
+    elif isinstance(value, LabelSplit):
+        return "labels"
+    elif isinstance(value, IndexSplit):
+        return "indices"
+    elif isinstance(value, FileSplit):
+        return "files"
+    return "fractions"
+
+
+AnySplit = Annotated[
+    Annotated[SplitSpec, Tag("fractions")]
+    | Annotated[LabelSplit, Tag("labels")]
+    | Annotated[IndexSplit, Tag("indices")]
+    | Annotated[FileSplit, Tag("files")],
+    Discriminator(_split_kind),
+]
+
+
+class GroupSpec(_Strict):
+    """A split by group: train on some groups, test on others never seen in training.
+
+    The Galactic-Center task trains on three background models and tests on two others; any
+    per-event group label (a run, a season, a detector) works the same way.
+    """
+
+    key: str = Field(description="dataset of one group value per event")
+    train: list[str | int] = Field(min_length=1)
+    test: list[str | int] = Field(min_length=1)
+    val: list[str | int] | None = Field(
+        None, description="default: val_fraction of the training groups' events"
+    )
+    val_fraction: float | None = _VAL_FRACTION
+
+    @model_validator(mode="after")
+    def _one_source_of_validation(self) -> Self:
+        if self.val is not None and self.val_fraction is not None:
+            raise ValueError("give either val (groups) or val_fraction, not both")
+        return self
+
+
 class SimulateSpec(_Strict):
     """How to make the data file when it is missing (``hpsearch simulate TASK``)."""
 
@@ -51,16 +164,56 @@ class SimulateSpec(_Strict):
 
 
 class DataSpec(_Strict):
-    """Where a task's events are, and how to cut them."""
+    """Where a task's events are, what they are, and how to cut and serve them."""
 
-    path: Path
-    x_key: str = "waveforms"
-    y_key: str = "labels"
-    split: SplitSpec = SplitSpec()
+    path: Path | list[Path] | None = Field(
+        None, description="HDF5 file, list of shards, or a glob such as data/shards/*.h5"
+    )
+    x_key: str = Field("waveforms", description="dataset of the inputs (default: the task's)")
+    y_key: str = Field("labels", description="dataset of the targets (default: the task's)")
+    class_names: list[str] | None = Field(
+        None, min_length=2, description="classification: one name per label value 0..k-1"
+    )
+    target_names: list[str] | None = Field(
+        None, min_length=1, description="regression: one name per target column"
+    )
+    split: AnySplit = SplitSpec()
+    groups: GroupSpec | None = None
     block_size: int = Field(32, ge=1, description="events per contiguous block of the split")
     max_events: int | None = Field(None, ge=10, description="cap on training events per trial")
     scan_finite: bool = True
+    memory_budget_gb: float | Literal["auto"] = Field(
+        "auto",
+        description="serve the data from memory (loaded once per worker process) when it fits "
+        "this many GB, else stream it from disk; auto: a tenth of this machine's memory; "
+        "0: always stream",
+    )
     simulate: SimulateSpec | None = None
+
+    @model_validator(mode="after")
+    def _where_the_events_are(self) -> Self:
+        files = isinstance(self.split, FileSplit)
+        if files and self.path is not None:
+            raise ValueError("give either data.path or data.split.files, not both")
+        if not files and self.path is None:
+            raise ValueError("data.path is required (or data.split.files)")
+        if self.groups is not None and "split" in self.model_fields_set:
+            raise ValueError("give either data.split or data.groups, not both")
+        if isinstance(self.memory_budget_gb, float | int) and self.memory_budget_gb < 0:
+            raise ValueError(f"memory_budget_gb must be >= 0, got {self.memory_budget_gb}")
+        if self.simulate is not None and not isinstance(self.path, Path):
+            raise ValueError("data.simulate needs data.path to be one file")
+        return self
+
+    def main_path(self) -> Path:
+        """The one file the study names (for simulation and messages); the first of several."""
+        if isinstance(self.path, Path):
+            return self.path
+        if isinstance(self.path, list) and self.path:
+            return self.path[0]
+        if isinstance(self.split, FileSplit):
+            return self.split.paths()[0][0]
+        raise ValueError("no data file")
 
 
 class ObjectiveSpec(_Strict):
@@ -129,8 +282,8 @@ class SchedulerSpec(_Strict):
     """
 
     type: Literal["asha", "hyperband", "median", "fifo"] = "asha"
-    metric: str = "val_accuracy"
-    mode: Literal["max", "min"] = "max"
+    metric: str = Field("val_accuracy", description="default: the study's first objective")
+    mode: Literal["max", "min"] = Field("max", description="default: the metric's direction")
     grace_period: int = Field(1, ge=1, description="epochs every trial gets")
     reduction_factor: float = Field(2.0, gt=1, description="asha, hyperband: keep 1 in this")
     brackets: int = Field(3, ge=1, description="hyperband: brackets of different grace periods")
@@ -183,10 +336,12 @@ class StudySpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     task: str = Field(pattern=r"^[A-Za-z0-9_]+$")
     objective_file: Path | None = None
-    space: Path
+    space: Path = Field(description="default: the task's own space")
     seed: int = Field(ge=0)
     data: DataSpec
-    objectives: list[ObjectiveSpec] = Field(min_length=1, max_length=4)
+    objectives: list[ObjectiveSpec] = Field(
+        min_length=1, max_length=4, description="default: the task's primary metric"
+    )
     searcher: SearcherSpec = SearcherSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
     budget: BudgetSpec
@@ -210,7 +365,7 @@ class StudySpec(_Strict):
         return self
 
     def objective_path(self) -> Path:
-        """The Python file that trains one trial of this task."""
+        """The Python file that trains one trial of a task without a Task of its own."""
         return self.objective_file or Path("objectives") / f"{self.task}.py"
 
 
@@ -221,12 +376,17 @@ class Study:
         source: The study file.
         spec: Its validated contents.
         space: The search space it names.
+        task: Its task; None for a task that the study's own objective file defines, until
+            :func:`hpsearch.prepare.prepare` builds it from that file.
     """
 
-    def __init__(self, source: Path, spec: StudySpec, space: SearchSpace) -> None:
+    def __init__(
+        self, source: Path, spec: StudySpec, space: SearchSpace, task: Task | None = None
+    ) -> None:
         self.source = source
         self.spec = spec
         self.space = space
+        self.task = task
 
 
 def load_enqueue(path: Path, space: SearchSpace) -> list[tuple[str, dict[str, Any]]]:
@@ -340,9 +500,106 @@ def load_study(
     if storage is not None:
         raw["storage"] = storage
         origins["storage"] = "--storage"
+    task = _task_of(raw, source)
+    if task is not None:
+        _fill_task_defaults(raw, task)
+    _fill_scheduler_defaults(raw, task)
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as exc:
         raise raise_input_error(exc, source, model=StudySpec, sources=origins) from exc
+    if task is not None:
+        check_metrics(spec, task, source)
     space = load_space(spec.space)
-    return Study(source, spec, space)
+    return Study(source, spec, space, task)
+
+
+def _task_of(raw: dict[str, Any], source: Path) -> Task | None:
+    """The study's task when hpsearch knows it; None for one its objective file defines."""
+    from hpsearch.tasks import get_task
+
+    name = raw.get("task")
+    if not isinstance(name, str):
+        return None  # the schema check reports it
+    objective_file = raw.get("objective_file")
+    return get_task(
+        name, source=source, objective_file=Path(objective_file) if objective_file else None
+    )
+
+
+def _fill_task_defaults(raw: dict[str, Any], task: Task) -> None:
+    """Fill what the study leaves out from its task: space, objectives, dataset names.
+
+    Done on the raw mapping, before validation, so that the validated spec has no optional
+    fields that every later reader would have to check again.
+    """
+    if "space" not in raw and task.space is not None:
+        raw["space"] = str(task.space)
+    if "objectives" not in raw:
+        raw["objectives"] = [
+            {"metric": task.primary, "direction": task.direction(task.primary)},
+            {"metric": "train_seconds", "direction": "minimize"},
+        ]
+    data = raw.get("data")
+    if isinstance(data, dict):
+        data.setdefault("x_key", task.x_key)
+        data.setdefault("y_key", task.y_key)
+
+
+def _fill_scheduler_defaults(raw: dict[str, Any], task: Task | None) -> None:
+    """The scheduler watches the first objective unless told otherwise, in its direction."""
+    scheduler = raw.setdefault("scheduler", {})
+    objectives = raw.get("objectives")
+    if not isinstance(scheduler, dict) or not isinstance(objectives, list) or not objectives:
+        return
+    first = objectives[0]
+    if not isinstance(first, dict):
+        return
+    if "metric" not in scheduler and isinstance(first.get("metric"), str):
+        scheduler["metric"] = first["metric"]
+    if "mode" in scheduler or not isinstance(scheduler.get("metric"), str):
+        return
+    metric = scheduler["metric"]
+    directions = {o.get("metric"): o.get("direction") for o in objectives if isinstance(o, dict)}
+    direction = directions.get(metric) or (task.direction(metric) if task else None)
+    if direction in _MODES:
+        scheduler["mode"] = _MODES[direction]
+
+
+_MODES = {"maximize": "max", "minimize": "min"}
+
+
+def check_metrics(spec: StudySpec, task: Task, source: Path) -> None:
+    """Check that the task reports every metric the study optimises, in the right direction.
+
+    A maximised loss, or an ASHA that keeps the trials with the highest loss, would run a
+    whole search for the worst models; it is refused before anything runs.
+
+    Raises:
+        InputError: A metric the task does not report, or a direction against the metric's.
+    """
+    reported = ", ".join(sorted(task.metrics))
+    checks: list[tuple[str, str, str]] = [
+        (f"objectives.{i}", o.metric, o.direction) for i, o in enumerate(spec.objectives)
+    ]
+    mode = {"max": "maximize", "min": "minimize"}[spec.scheduler.mode]
+    checks.append(("scheduler", spec.scheduler.metric, mode))
+    for key, metric, direction in checks:
+        if metric not in task.metrics:
+            raise InputError(
+                source,
+                f"{key}.metric",
+                f"task {task.name!r} does not report {metric!r}",
+                f"use one of {reported}",
+            )
+        better = task.direction(metric)
+        if better is not None and better != direction:
+            field = "direction" if key.startswith("objectives") else "mode"
+            wanted = better if field == "direction" else _MODES[better]
+            raise InputError(
+                source,
+                f"{key}.{field}",
+                f"{metric} is better when {'larger' if better == 'maximize' else 'smaller'}, "
+                f"but the study would {direction} it and search for the worst models",
+                f"write {field}: {wanted}",
+            )
