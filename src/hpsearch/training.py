@@ -48,6 +48,7 @@ def fit_and_report(
     target_transform: Callable[[np.ndarray], np.ndarray] | None = None,
     add_channel_axis: bool = True,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    score_predictions: Callable[[str, np.ndarray], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` for ``ctx.epochs`` epochs in one ``fit``, reporting after each.
 
@@ -72,6 +73,11 @@ def fit_and_report(
         callbacks: More Keras callbacks (a plateau schedule's, say). They run before the
             epoch is reported, so what they add to the epoch's logs (``learning_rate``) is
             reported too.
+        score_predictions: Task metrics that no streaming Keras metric can give (a 68%
+            quantile of angular errors, an error per background model): called with the part
+            (``"val"`` after every epoch, ``"test"`` after the last) and the model's
+            predictions for that part's events in reader order; what it returns is reported
+            with the part's prefix. Costs one more prediction pass over the part.
 
     Returns:
         The last report.
@@ -90,10 +96,18 @@ def fit_and_report(
         add_channel_axis=add_channel_axis,
     )
 
+    def predicted(part: str, reader: BatchReader) -> dict[str, Any]:
+        if score_predictions is None:
+            return {}
+        predictions = model.predict(adapt(reader), verbose=0)
+        scores = score_predictions(part, predictions)
+        return {f"{part}_{name}": float(value) for name, value in scores.items()}
+
     def score_test() -> dict[str, Any]:
         test_data = adapt(test)
         scores = model.evaluate(test_data, verbose=0, return_dict=True)
         extra: dict[str, Any] = {f"test_{k}": float(v) for k, v in scores.items()}
+        extra.update(predicted("test", test))
         extra.update(
             n_params=int(model.count_params()),
             inference_us_per_event=inference_us_per_event(model, test_data[0][0]),
@@ -101,7 +115,7 @@ def fit_and_report(
         )
         return extra
 
-    reports = _EpochReports(ctx, score_test)
+    reports = _EpochReports(ctx, score_test, lambda: predicted("val", val))
 
     train_data = adapt(train)
     # Keras builds the validation pipeline (reading batches for their shapes) after the first
@@ -163,9 +177,15 @@ class _EpochReports:
             clean-up at the end of training).
     """
 
-    def __init__(self, ctx: TrialContext, score_test: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        ctx: TrialContext,
+        score_test: Callable[[], dict[str, Any]],
+        score_val: Callable[[], dict[str, Any]] = dict,
+    ) -> None:
         self.ctx = ctx
         self.score_test = score_test
+        self.score_val = score_val
         self.train_seconds = 0.0
         self.last: dict[str, Any] = {}
         self.failure: TrialFailed | None = None
@@ -216,6 +236,7 @@ class _EpochReports:
             self.failure = TrialFailed(f"training loss became {loss} in epoch {number}")
             return False
         metrics.update(epoch=number, train_seconds=self.train_seconds, epoch_seconds=epoch_seconds)
+        metrics.update(self.score_val())
         if number == self.ctx.epochs:
             metrics.update(self.score_test())
         self.ctx.report(metrics)
