@@ -125,7 +125,7 @@ def test_baseline_scores_the_cut_on_the_study_test_split(
 ) -> None:
     path = write_study(data__path=str(xgamma_file))
     assert main(["baseline", str(path)]) == 0
-    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    err = " ".join(capsys.readouterr().out.split())  # the result, on stdout; rich wraps
     assert "on 90 events" in err  # 15% of 600: the study's own test split
     accuracy = float(err.split("test accuracy")[1].split()[0])
     assert 0.6 < accuracy < 0.95

@@ -21,6 +21,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "cnn": {"name": "cnn", "filters": 4, "kernel_size": 3, "pooling": "max"},
     "lstm": {"name": "lstm", "units": 4, "layers": 1, "bidirectional": False, "downsample": 8},
     "lstm_fcn": {"name": "lstm_fcn", "lstm_units": 4, "filters": 4, "kernel_size": 3},
+    "counter_grid": {"name": "counter_grid", "time_filters": 4, "grid_filters": 4},
 }
 
 #: A small event of each rank: a pulse, a count map, a detector grid (N, N, T, 2) of waveforms.
@@ -44,15 +45,15 @@ def layers_of(model: Any, kind: str) -> list[Any]:
     return found
 
 
-def test_the_four_families_of_seed_000_are_registered() -> None:
-    assert set(FAMILIES) == {"resnet", "cnn", "lstm", "lstm_fcn"}
+def test_the_families_of_seeds_000_and_002_are_registered() -> None:
+    assert set(FAMILIES) == {"resnet", "cnn", "lstm", "lstm_fcn", "counter_grid"}
     assert set(SMALL) == set(FAMILIES)
     for name, family in FAMILIES.items():
         assert family.name == name and family.description
         assert "downsample" in {p.name for p in family.params}
 
 
-@pytest.mark.parametrize("family", sorted(SMALL))
+@pytest.mark.parametrize("family", sorted(n for n in SMALL if 2 in FAMILIES[n].ranks))
 @pytest.mark.parametrize(
     ("head", "activation"),
     [(Head("classification", 3), "softmax"), (Head("regression", 2), "linear")],
@@ -112,8 +113,8 @@ def test_a_rank_no_family_reads_lists_the_ranks_families_read() -> None:
 def test_families_for_rank() -> None:
     assert families_for_rank(2) == ["resnet", "cnn", "lstm", "lstm_fcn"]
     assert families_for_rank(3) == ["resnet", "cnn"]
-    assert families_for_rank(4) == ["resnet", "cnn"]
-    assert families_for_rank(np.int64(4)) == ["resnet", "cnn"]
+    assert families_for_rank(4) == ["resnet", "cnn", "counter_grid"]
+    assert families_for_rank(np.int64(4)) == ["resnet", "cnn", "counter_grid"]
     assert families_for_rank(1) == families_for_rank(5) == []
     for rank in (2, 3, 4):
         assert all(rank in FAMILIES[name].ranks for name in families_for_rank(rank))
@@ -309,8 +310,9 @@ def test_regularisation_layers_exist_iff_asked(family: str, on: bool) -> None:
     if family == "lstm_fcn":
         params["lstm_dropout"] = 0.0  # its own branch dropout, tested below
     value = {"dropout": 0.25, "l2": 1e-3, "noise_std": 0.05} if on else {}
+    shape = SHAPES[min(FAMILIES[family].ranks)]
     model = build_model(
-        params, input_shape=(64, 1), head=Head("classification", 2), regularisation=value
+        params, input_shape=shape, head=Head("classification", 2), regularisation=value
     )
     dropouts = layers_of(model, "Dropout")
     noises = layers_of(model, "GaussianNoise")
@@ -389,7 +391,11 @@ def test_build_resnet1d_is_the_resnet_family() -> None:
 @pytest.mark.parametrize(
     ("model", "regularisation", "message"),
     [
-        ({"name": "transformer"}, None, r"`model.name` must be one of cnn, lstm, lstm_fcn, resnet"),
+        (
+            {"name": "transformer"},
+            None,
+            r"`model.name` must be one of cnn, counter_grid, lstm, lstm_fcn, resnet",
+        ),
         ({"blocks": 3}, None, r"`model.name` must be one of"),
         ("resnet", None, r"`model` must be a mapping with a `name` key"),
         (

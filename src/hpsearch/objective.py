@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from hpsearch.errors import HpsearchError, InputError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from hpsearch.data import BatchReader, DatasetInfo, EventSource, Layout, Split, TargetKind
 
 #: Every objective's reports carry these; the Recorder and the report rely on them.
@@ -167,6 +169,33 @@ class DataRef:
             max_events=max_events,
             buffer_bytes=self.buffer_bytes,
         )
+
+    def read(self, key: str, part: str) -> np.ndarray:
+        """Dataset ``key`` (one row per event) for the events of ``part``, in file order.
+
+        File order is the order an evaluation reader (``shuffle=False``) serves a part in, so
+        row ``i`` belongs to the ``i``-th prediction of that part: how a task's objective gets
+        what its metrics need besides the targets (the standard reconstruction's values, each
+        map's background model). Read from the files, whatever the serving mode.
+        """
+        import h5py
+        import numpy as np
+
+        blocks = self.parts.part(part)
+        blocks = blocks[np.argsort(blocks[:, 0], kind="stable")]
+        pieces = []
+        offset = 0
+        for shard in self.dataset.files:
+            lo, hi = offset, offset + shard.n_events
+            offset = hi
+            inside = blocks[(blocks[:, 1] > lo) & (blocks[:, 0] < hi)]
+            if not len(inside):
+                continue
+            with h5py.File(shard.path, "r") as file:
+                dataset = file[key]
+                for start, stop in inside.tolist():
+                    pieces.append(dataset[max(start, lo) - lo : min(stop, hi) - lo])
+        return np.concatenate(pieces)
 
     def readers(
         self, batch_size: int, *, seed: int, eval_batch_size: int = 256

@@ -108,14 +108,26 @@ def ensure_data(study: Study, console: Console) -> None:
     data = study.spec.data
     if data.simulate is None or data.main_path().exists():
         return
-    simulator = study.task.load_simulator() if study.task is not None else None
-    if simulator is None:
+    task = study.task
+    simulator = task.load_simulator() if task is not None else None
+    if task is None or simulator is None:
         raise InputError(
             study.source,
             "data.simulate",
             f"task {study.spec.task!r} has no simulator",
             "provide the data file at data.path, or remove data.simulate",
         )
+    config = None
+    if data.simulate.config:
+        if task.simulator_config is None:
+            raise InputError(
+                study.source,
+                "data.simulate.config",
+                f"the {task.name} simulator takes no settings",
+                "remove data.simulate.config",
+            )
+        config_class = getattr(simulator, task.simulator_config)
+        config = config_class.from_dict(data.simulate.config, source=str(study.source))
     seed = data.simulate.seed
     if seed is None:
         seed = derive_seed(study.spec.seed, "simulate")
@@ -124,7 +136,7 @@ def ensure_data(study: Study, console: Console) -> None:
         f"[bold]Simulating[/] {data.simulate.events} {study.spec.task} events -> {path} "
         f"(seed {seed})"
     )
-    simulator.simulate_to_file(path, data.simulate.events, seed, progress=True)
+    simulator.simulate_to_file(path, data.simulate.events, seed, config, progress=True)
 
 
 def prepare(study: Study, console: Console) -> PreparedStudy:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from hpsearch.cli._common import load, study_arguments
+from hpsearch.cli._common import load, stdout, study_arguments
 from hpsearch.errors import InputError
 
 
@@ -65,5 +65,5 @@ def handle_baseline(args: argparse.Namespace, console: Console) -> int:
             f"task {task.name!r} has no classical baseline",
             "compare against the report's best trial instead",
         )
-    console.print(task.baseline(prepared.data).line)
+    stdout().print(task.baseline(prepared.data).line)
     return 0

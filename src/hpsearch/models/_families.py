@@ -38,6 +38,7 @@ from hpsearch.models._base import (
     downsample_factors,
 )
 from hpsearch.models._convnets import CNN_PARAMS, RESNET_PARAMS, build_cnn, build_resnet
+from hpsearch.models._grid import GRID_PARAMS, build_counter_grid
 from hpsearch.models._options import Param, choose, resolve
 from hpsearch.models._recurrent import LSTM_FCN_PARAMS, LSTM_PARAMS, build_lstm, build_lstm_fcn
 
@@ -74,6 +75,14 @@ _FAMILIES = (
         frozenset({SEQUENCE}),
         LSTM_FCN_PARAMS,
         build_lstm_fcn,
+    ),
+    Family(
+        "counter_grid",
+        "Detector grids (seed 002): trace convolutions shared by every counter, then 2-D "
+        "convolutions over the grid",
+        frozenset({VOLUME}),
+        GRID_PARAMS,
+        build_counter_grid,
     ),
 )
 

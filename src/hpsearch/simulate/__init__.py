@@ -7,6 +7,8 @@ deterministic given its master seed, and keeps every event's latent truth next t
 
 from __future__ import annotations
 
+# The seed tasks' simulators by module (their simulate_to_file would clash with xgamma's).
+from hpsearch.simulate import gce, gce_baseline, ta_sd, ta_sd_fit
 from hpsearch.simulate.xgamma import (
     CLASS_NAMES,
     GENERATOR_VERSION,
@@ -19,6 +21,10 @@ __all__ = [
     "CLASS_NAMES",
     "GENERATOR_VERSION",
     "XGammaConfig",
+    "gce",
+    "gce_baseline",
     "simulate_events",
     "simulate_to_file",
+    "ta_sd",
+    "ta_sd_fit",
 ]

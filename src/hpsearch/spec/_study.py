@@ -161,6 +161,10 @@ class SimulateSpec(_Strict):
 
     events: int = Field(ge=100)
     seed: int | None = Field(None, description="default: derived from the study's seed")
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the simulator's settings (its Config class's fields), e.g. {n_pixels: 64}",
+    )
 
 
 class DataSpec(_Strict):

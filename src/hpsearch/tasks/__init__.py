@@ -6,6 +6,10 @@
 * ``regress``: the same with float targets ``(N,)`` or ``(N, k)``.
 * ``xgamma``: X-ray vs gamma-ray pulses of seed study 000, with its simulator and the rise-time
   baseline.
+* ``ta_sd``: air-shower reconstruction from Telescope Array surface-detector grids (seed 002),
+  with its simulator and the standard LDF + timing fit as the baseline.
+* ``gce``: the point-source fraction of the Galactic-Center excess from count maps (seed 004),
+  with its simulator and a count-statistic baseline.
 
 A study may also bring its own objective file (``objective_file:``) under a task name hpsearch
 does not know: :func:`custom_task` then builds the task from the file's ``METRICS`` (and its
@@ -68,8 +72,71 @@ def _xgamma_baseline(data: DataRef) -> BaselineScore:
     )
 
 
+def _ta_sd_baseline(data: DataRef) -> BaselineScore:
+    from hpsearch.simulate.ta_sd_fit import angular_resolution_deg, energy_resolution
+
+    truth = data.read("targets/truth", "test").astype("float64")
+    fit = truth - data.read("targets/fit_error", "test").astype("float64")
+    angle = angular_resolution_deg(fit[:, :2], truth[:, :2])
+    energy = energy_resolution(fit[:, 2], truth[:, 2])
+    return BaselineScore(
+        metric="test_angular_resolution_deg",
+        value=angle,
+        line=(
+            f"Standard LDF + timing fit on {len(truth)} test events: angular resolution "
+            f"{angle:.2f} deg (68%), energy resolution {energy:.3f} (std of dE/E)"
+        ),
+    )
+
+
+def _gce_baseline(data: DataRef) -> BaselineScore:
+    import numpy as np
+
+    from hpsearch.data import iterate
+    from hpsearch.simulate.gce_baseline import CountStatisticBaseline
+
+    baseline = CountStatisticBaseline()
+
+    def features(part: str) -> tuple[np.ndarray, np.ndarray]:
+        with data.reader(part, 256, shuffle=False, seed=0, stream=True) as reader:
+            pairs = [(baseline.features(x[..., 0]), y) for x, y in iterate(reader)]
+        return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+
+    train_features, train_y = features("train")
+    baseline.fit_features(train_features, train_y)
+    test_features, test_y = features("test")
+    error = baseline.predict_features(test_features) - test_y.reshape(-1)
+    mae = float(np.abs(error).mean())
+    return BaselineScore(
+        metric="test_f_src_mae",
+        value=mae,
+        line=(
+            f"Count-statistic baseline (fitted on {len(train_y)} training maps): f_src MAE "
+            f"{mae:.4f}, bias {error.mean():+.4f} on {len(test_y)} test maps"
+        ),
+    )
+
+
 _CLASSIFICATION = split_metrics(loss="minimize", accuracy="maximize")
 _REGRESSION = split_metrics(loss="minimize", mae="minimize", explained_variance="maximize")
+_TA_SD: dict[str, Direction | None] = {
+    **_REGRESSION,
+    **{
+        f"{prefix}{name}": "minimize"
+        for prefix in ("val_", "test_", "fit_")
+        for name in ("angular_resolution_deg", "energy_resolution")
+    },
+}
+_GCE: dict[str, Direction | None] = {
+    **_REGRESSION,
+    **{
+        f"{prefix}f_src_{name}": "minimize"
+        for prefix in ("val_", "test_")
+        for name in ("mae", "rmse")
+    },
+    "val_f_src_bias": None,
+    "test_f_src_bias": None,
+}
 
 _TASKS = (
     Task(
@@ -113,7 +180,49 @@ _TASKS = (
         primary="val_accuracy",
         table_metrics=("val_loss", "val_accuracy", "test_loss", "test_accuracy", "train_seconds"),
         simulator="hpsearch.simulate.xgamma",
+        simulator_config="XGammaConfig",
         baseline=_xgamma_baseline,
+    ),
+    Task(
+        name="ta_sd",
+        description="air-shower reconstruction from Telescope Array detector grids (seed 002)",
+        target="regression",
+        x_key="x",
+        y_key="targets/fit_error",
+        objective="objectives/ta_sd.py",
+        metrics=_TA_SD,
+        primary="val_explained_variance",
+        table_metrics=(
+            "val_loss",
+            "val_explained_variance",
+            "test_explained_variance",
+            "test_angular_resolution_deg",
+            "test_energy_resolution",
+            "train_seconds",
+        ),
+        simulator="hpsearch.simulate.ta_sd",
+        simulator_config="TaSdConfig",
+        baseline=_ta_sd_baseline,
+    ),
+    Task(
+        name="gce",
+        description="point-source fraction of the Galactic-Center excess (seed 004)",
+        target="regression",
+        x_key="x",
+        y_key="y",
+        objective="objectives/gce.py",
+        metrics=_GCE,
+        primary="val_f_src_mae",
+        table_metrics=(
+            "val_f_src_mae",
+            "test_f_src_mae",
+            "test_f_src_rmse",
+            "test_f_src_bias",
+            "train_seconds",
+        ),
+        simulator="hpsearch.simulate.gce",
+        simulator_config="GceConfig",
+        baseline=_gce_baseline,
     ),
 )
 

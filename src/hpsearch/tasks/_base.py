@@ -84,8 +84,10 @@ class Task:
         table_metrics: Columns of the report's per-family table, in order.
         space: Default search space when a study names none; a path inside the package or
             relative to the working directory.
-        simulator: Module with ``simulate_to_file(path, events, seed, progress=...)`` that
-            makes this task's data, or None.
+        simulator: Module with ``simulate_to_file(path, events, seed, config, progress=...)``
+            that makes this task's data, or None.
+        simulator_config: The simulator module's config class (with ``from_dict``), which a
+            study's ``data.simulate.config`` fills.
         baseline: Scores the task's classical baseline on a study's data, or None.
     """
 
@@ -100,6 +102,7 @@ class Task:
     table_metrics: tuple[str, ...]
     space: Path | None = None
     simulator: str | None = None
+    simulator_config: str | None = None
     baseline: Callable[[DataRef], BaselineScore] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

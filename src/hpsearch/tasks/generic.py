@@ -21,7 +21,7 @@ variance (the seed's score for air-shower reconstruction) does not depend on uni
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -88,6 +88,20 @@ def input_stats(data: DataRef) -> dict[str, Any]:
 
     Taken from the first :data:`STATS_EVENTS` training events in split order: a fixed random
     sample of the training part that depends on the split alone, never on a trial.
+    """
+    return channel_stats(data)
+
+
+#: An elementwise input transform applied before the standardisation (a task's ``log1p`` of
+#: heavy-tailed signals, a variance-stabilising square root of photon counts).
+Preprocess = Callable[[np.ndarray], np.ndarray]
+#: See ``score_predictions`` of :func:`hpsearch.training.fit_and_report`; here it receives the
+#: predictions in the targets' own units.
+ScorePredictions = Callable[[str, np.ndarray], dict[str, float]]
+
+
+def channel_stats(data: DataRef, preprocess: Preprocess | None = None) -> dict[str, Any]:
+    """:func:`input_stats` of the inputs after ``preprocess``.
 
     Returns:
         ``x_mean``, ``x_std`` (one per input channel), ``y_mean``, ``y_std`` (one per target;
@@ -105,6 +119,8 @@ def input_stats(data: DataRef) -> dict[str, Any]:
         "train", 1024, shuffle=False, seed=0, max_events=STATS_EVENTS, stream=True
     ) as reader:
         for x, y in iterate(reader):
+            if preprocess is not None:
+                x = preprocess(x)
             values = x.reshape(-1, channels).astype(np.float64)
             total += values.sum(axis=0)
             square += (values**2).sum(axis=0)
@@ -172,6 +188,24 @@ def explained_variance(n_targets: int) -> keras.metrics.Metric:
 
 def train(ctx: TrialContext) -> None:
     """Train and score one model of the trial's family on the study's data."""
+    train_model(ctx)
+
+
+def train_model(
+    ctx: TrialContext,
+    *,
+    preprocess: Preprocess | None = None,
+    score_predictions: ScorePredictions | None = None,
+) -> None:
+    """Train and score one model; the seed tasks' objectives call this with their own hooks.
+
+    Args:
+        ctx: The trial.
+        preprocess: Elementwise transform of the inputs before standardisation; the study's
+            input statistics must have been taken after it (:func:`channel_stats`).
+        score_predictions: Task metrics from the predictions of a whole part, given in the
+            targets' units (regression predictions are de-standardised first).
+    """
     import keras
 
     from hpsearch.models import Head, build_model, build_optimizer
@@ -180,7 +214,7 @@ def train(ctx: TrialContext) -> None:
     params = ctx.params
     keras.utils.set_random_seed(ctx.seed)
     info = ctx.data.info()
-    stats: Mapping[str, Any] = ctx.input_stats or input_stats(ctx.data)
+    stats: Mapping[str, Any] = ctx.input_stats or channel_stats(ctx.data, preprocess)
     n_train = ctx.data.split().n_events("train")
     if ctx.data.max_events is not None:
         n_train = min(n_train, ctx.data.max_events)
@@ -193,6 +227,8 @@ def train(ctx: TrialContext) -> None:
     x_std = np.asarray(stats["x_std"], dtype=np.float32)
 
     def normalise(x: np.ndarray) -> np.ndarray:
+        if preprocess is not None:
+            x = preprocess(x)
         if series:
             out: np.ndarray = (x - x_mean[0]) / x_std[0]
         else:
@@ -213,6 +249,12 @@ def train(ctx: TrialContext) -> None:
         head = Head("regression", info.n_targets)
     else:
         head = Head("classification", info.n_classes)
+
+    scorer = score_predictions
+    if score_predictions is not None and regression:
+
+        def scorer(part: str, predictions: np.ndarray) -> dict[str, float]:
+            return score_predictions(part, predictions * y_std + y_mean)
 
     batch = batch_size_for(params, n_train)
     train_reader, val_reader, test_reader = ctx.data.readers(batch, seed=ctx.seed)
@@ -247,6 +289,7 @@ def train(ctx: TrialContext) -> None:
             target_transform=standardise,
             add_channel_axis=series,
             callbacks=callbacks,
+            score_predictions=scorer,
         )
     finally:
         for reader in (train_reader, val_reader, test_reader):
