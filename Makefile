@@ -7,12 +7,17 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STUDY  ?= studies/xgamma_resnet.yaml
 PYTEST_ARGS ?=
+SUDO   := $(shell test "$$(id -u)" = 0 || echo sudo)
 
 .PHONY: setup run test test-slow lint bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@# Chromium: kaleido draws the report's PNG/PDF figures with it, and the dashboard test
+	@# renders optuna-dashboard in it. Debian's package, installed when missing and apt exists.
+	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,gp]'

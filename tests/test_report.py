@@ -669,3 +669,250 @@ def test_report_of_a_study_without_families_prints_no_family_table() -> None:
     print_report(_two_objective_study(), Console(file=out, width=250), None)
     assert "Pareto-optimal trials" in out.getvalue()
     assert "model family" not in out.getvalue()
+
+
+# -- the HTML report (hpsearch report) ---------------------------------------------------------
+
+_N_VAL = 400
+_REPORT_DIST = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "width": IntDistribution(8, 64)}
+
+
+def _history(accuracies: list[float]) -> list[dict[str, Any]]:
+    return [{"epoch": e, "val_accuracy": a, "loss": 1 - a} for e, a in enumerate(accuracies, 1)]
+
+
+def _report_trial(
+    study: optuna.Study,
+    state: TrialState,
+    curve: list[float],
+    seconds: float | None,
+    reason: str,
+    lr: float,
+) -> None:
+    attrs: dict[str, Any] = {"stop_reason": reason, "epochs_reached": len(curve)}
+    if curve:
+        attrs |= {"history": _history(curve), "val_accuracy": curve[-1]}
+    if seconds is not None:
+        attrs["train_seconds"] = seconds
+    complete = state == TrialState.COMPLETE
+    study.add_trial(
+        create_trial(
+            state=state,
+            values=[curve[-1], seconds] if complete else None,
+            params={"lr": lr, "width": 16},
+            distributions=_REPORT_DIST,
+            user_attrs={**attrs, "test_accuracy": curve[-1] - 0.01} if complete else attrs,
+            intermediate_values=dict(enumerate(curve, 1)),
+        )
+    )
+
+
+def _report_study() -> optuna.Study:
+    """Complete, pruned, failed and interrupted trials, with the provenance hpsearch stores."""
+    study = _study(["val_accuracy", "train_seconds"], ["maximize", "minimize"])
+    study.set_user_attr("progress_metric", "val_accuracy")
+    study.set_user_attr(
+        "data",
+        {
+            "files": ["data/xgamma.h5"],
+            "split_sizes": {"train": 1866, "val": _N_VAL, "test": 400},
+            "class_names": ["gamma", "proton"],
+        },
+    )
+    study.set_user_attr("seed", 20201)
+    study.set_user_attr("searcher", "tpe")
+    study.set_user_attr("baseline", {"metric": "test_accuracy", "value": 0.763, "name": "cut"})
+    complete = TrialState.COMPLETE
+    _report_trial(study, complete, [0.7, 0.8, 0.85, 0.90], 20.0, "complete", 0.01)  # 0 front
+    _report_trial(study, complete, [0.7, 0.75, 0.8, 0.80], 10.0, "complete", 0.001)  # 1 front
+    _report_trial(study, complete, [0.6, 0.7, 0.7, 0.75], 30.0, "complete", 0.05)  # 2 dominated
+    _report_trial(study, complete, [0.6, 0.7, 0.8, 0.82], 25.0, "complete", 0.02)  # 3 dominated
+    _report_trial(study, TrialState.PRUNED, [0.55, 0.6], 5.0, "scheduler", 0.09)  # 4
+    _report_trial(study, TrialState.FAIL, [], None, "error", 0.03)  # 5: no values
+    _report_trial(study, TrialState.FAIL, [0.65, 0.72], 8.0, "interrupted", 0.004)  # 6
+    return study
+
+
+def page_figure(html: str, name: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The data and layout of the page's ``Plotly.newPlot("fig-NAME", data, layout)`` call."""
+    decoder = json.JSONDecoder()
+    match = re.search(rf'Plotly\.newPlot\(\s*"fig-{name}",', html)
+    assert match is not None, name
+    position = html.index("[", match.end())
+    data, position = decoder.raw_decode(html, position)
+    position = html.index("{", position)
+    layout, _ = decoder.raw_decode(html, position)
+    return data, layout
+
+
+def _named(traces: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
+    (trace,) = [t for t in traces if t.get("name", "").startswith(prefix)]
+    return trace
+
+
+def test_report_page_plots_the_front_with_error_bars_and_reference_lines(tmp_path: Path) -> None:
+    from hpsearch.report_page import write_report
+
+    files = write_report(_report_study(), tmp_path, images=False)
+    page = files.html.read_text()
+    data, layout = page_figure(page, "pareto")
+
+    front = _named(data, "Pareto front")
+    assert list(zip(_decode(front["x"]), _decode(front["y"]), strict=True)) == [
+        (10.0, 0.80),
+        (20.0, 0.90),
+    ]
+    errors = _decode(front["error_y"]["array"])
+    assert errors == pytest.approx([(0.8 * 0.2 / _N_VAL) ** 0.5, (0.9 * 0.1 / _N_VAL) ** 0.5])
+    dominated = _named(data, "complete (dominated)")
+    assert sorted(zip(_decode(dominated["x"]), _decode(dominated["y"]), strict=True)) == [
+        (25.0, 0.82),
+        (30.0, 0.75),
+    ]
+    assert dominated["marker"]["color"] == "#b8bec6"  # greyed
+    pruned = _named(data, "stopped early")
+    assert list(zip(_decode(pruned["x"]), _decode(pruned["y"]), strict=True)) == [(5.0, 0.6)]
+    failed = _named(data, "failed or cut short")
+    assert failed["name"].endswith("[1], 1 more without values")
+    assert list(zip(_decode(failed["x"]), _decode(failed["y"]), strict=True)) == [(8.0, 0.72)]
+    assert "lr: 0.004" in failed["text"][0] and "stopped: interrupted" in failed["text"][0]
+    lines = {shape["name"]: shape["y0"] for shape in layout["shapes"]}
+    assert lines == {"cut: test accuracy 0.763": 0.763, "chance level 0.5": 0.5}
+    assert layout["xaxis"]["title"]["text"] == "training time (s)"
+    assert layout["yaxis"]["title"]["text"] == "validation accuracy"
+
+
+def test_report_page_holds_plotlyjs_once_and_every_figure(tmp_path: Path) -> None:
+    from plotly.offline import get_plotlyjs
+
+    from hpsearch.report_page import write_report
+
+    page = write_report(_report_study(), tmp_path, images=False).html.read_text()
+    bundle = get_plotlyjs()
+    assert page.count(bundle) == 1
+    rest = page.replace(bundle, "")
+    assert "cdn.plot.ly" not in rest and "<script src=" not in rest  # nothing fetched online
+    for name in ("pareto", "history", "curves", "importance", "parallel"):
+        page_figure(page, name)
+
+
+def test_report_page_history_curves_and_tables(tmp_path: Path) -> None:
+    from hpsearch.report_page import write_report
+
+    files = write_report(_report_study(), tmp_path, images=False)
+    page = files.html.read_text()
+
+    history, _ = page_figure(page, "history")
+    best = [t for t in history if t.get("name") == "validation accuracy: best so far"]
+    assert _decode(best[0]["x"]) == [0, 1, 2, 3]
+    assert _decode(best[0]["y"]) == [0.9, 0.9, 0.9, 0.9]
+    volume = next(t for t in history if t.get("name") == "hypervolume")
+    # reference: worst accuracy 0.75, worst time 30 s; trial 0 alone: 0.15 * 10, then +0.05*10.
+    assert _decode(volume["y"]) == pytest.approx([1.5, 2.0, 2.0, 2.0])
+
+    curves, _ = page_figure(page, "curves")
+    pruned_curve = _named(curves, "pruned [1]")
+    assert _decode(pruned_curve["x"])[:2] == [1, 2]
+    stops = _named(curves, "stopped: scheduler")
+    assert list(zip(_decode(stops["x"]), _decode(stops["y"]), strict=True)) == [(2, 0.6)]
+    cut = _named(curves, "stopped: interrupted")
+    assert list(zip(_decode(cut["x"]), _decode(cut["y"]), strict=True)) == [(2, 0.72)]
+
+    tables = {t.title.split(" (")[0]: t for t in files.tables}
+    pareto = tables["Pareto-optimal trials"]
+    assert pareto.header[:4] == [
+        "trial",
+        "validation accuracy",
+        "training time (s)",
+        "test accuracy",
+    ]
+    assert [row[:4] for row in pareto.rows] == [
+        ["0", "0.9000", "20.0", "0.8900"],
+        ["1", "0.8000", "10.0", "0.7900"],
+    ]
+    assert pareto.rows[0][-2:] == ["0.01", "16"]  # lr, width
+    assert tables["Trials by state and stop reason"].rows == [
+        ["COMPLETE", "complete", "4"],
+        ["PRUNED", "scheduler", "1"],
+        ["FAIL", "error", "1"],
+        ["FAIL", "interrupted", "1"],
+    ]
+    provenance = dict(map(tuple, tables["Provenance"].rows))  # type: ignore[arg-type]
+    assert provenance["split sizes"] == json.dumps({"train": 1866, "val": _N_VAL, "test": 400})
+    assert provenance["seed"] == "20201"
+
+
+def test_report_page_of_a_study_without_a_complete_trial(tmp_path: Path) -> None:
+    from hpsearch.report_page import write_report
+
+    study = _study(["val_accuracy", "train_seconds"], ["maximize", "minimize"])
+    _report_trial(study, TrialState.PRUNED, [0.55, 0.6], 5.0, "scheduler", 0.09)
+    _report_trial(study, TrialState.FAIL, [0.65], 8.0, "interrupted", 0.004)
+    files = write_report(study, tmp_path, images=False)
+    page = files.html.read_text()
+    assert "No trial is complete yet" in page
+    assert set(files.figures) == {"pareto", "curves"}
+    data, layout = page_figure(page, "pareto")
+    assert _decode(_named(data, "Pareto front")["x"]) == []
+    assert "shapes" not in layout  # no data split, no classes: neither error bars nor chance
+    assert "no error bars on validation accuracy" in layout["title"]["text"]
+
+
+def test_report_figures_as_png_and_pdf(tmp_path: Path) -> None:
+    if not Path("/usr/bin/chromium").exists() and "BROWSER_PATH" not in __import__("os").environ:
+        pytest.skip("no Chromium for kaleido")
+    from hpsearch.report_page import write_images
+
+    study = _report_study()
+    from hpsearch.report_page import front_figure
+
+    files, error = write_images({"pareto": front_figure(StudyView.read(study))}, tmp_path)
+    assert error is None
+    assert [p.name for p in files] == ["pareto.png", "pareto.pdf"]
+    assert files[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert files[1].read_bytes()[:5] == b"%PDF-"
+
+
+def test_report_of_a_realistic_study_stays_small(tmp_path: Path) -> None:
+    """200 trials with 20-epoch histories: the page is plotly.js (4.6 MB) plus ~0.5 MB."""
+    from hpsearch.report_page import write_report
+
+    study = _study(["val_accuracy", "train_seconds"], ["maximize", "minimize"])
+    rng = np.random.default_rng(1)
+    for number in range(200):
+        epochs = 20 if number % 3 else 4
+        curve = np.cumsum(rng.uniform(0.0, 0.02, size=epochs)) + 0.5
+        state = TrialState.COMPLETE if epochs == 20 else TrialState.PRUNED
+        _report_trial(
+            study,
+            state,
+            curve.tolist(),
+            float(rng.uniform(5, 60)),
+            "x",
+            float(rng.uniform(1e-4, 0.1)),
+        )
+    size = write_report(study, tmp_path, images=False).html.stat().st_size
+    assert size < 6_000_000, size
+
+
+def test_report_command_reads_a_study_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hpsearch.cli import main
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    study = optuna.create_study(
+        study_name="named", storage=url, directions=["maximize", "minimize"]
+    )
+    study.set_user_attr("objectives", ["val_accuracy", "train_seconds"])
+    _report_trial(study, TrialState.COMPLETE, [0.7, 0.8], 12.0, "complete", 0.01)
+    out = tmp_path / "rep"
+    assert main(["report", "named", "--storage", url, "--out", str(out), "--no-images"]) == 0
+    data, _ = page_figure((out / "report.html").read_text(), "pareto")
+    front = _named(data, "Pareto front")
+    assert list(zip(_decode(front["x"]), _decode(front["y"]), strict=True)) == [(12.0, 0.8)]
+    assert (out / "pareto.html").exists()
+    assert "0.8000" in capsys.readouterr().out
+    missing = tmp_path / "typo.db"
+    assert main(["report", "named", "--storage", f"sqlite:///{missing}"]) == 2
+    assert not missing.exists()

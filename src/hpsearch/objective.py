@@ -224,6 +224,9 @@ class TrialContext:
             computed once from the training split, the same for every trial (empty when the
             objective defines no such hook, or when ``train`` is called directly).
         report: Called once per epoch with a flat dict of metrics, including ``epoch``.
+        save_model: Where to save the trained model (a ``.keras`` file), or None to keep
+            nothing: a search discards its models, ``hpsearch train`` keeps the one it
+            retrains. :func:`hpsearch.training.fit_and_report` honours it.
     """
 
     number: int
@@ -235,6 +238,7 @@ class TrialContext:
     gpus: float = 0.0
     input_stats: Mapping[str, Any] = field(default_factory=dict)
     report: Callable[[dict[str, Any]], None] = field(default=lambda metrics: None, repr=False)
+    save_model: Path | None = None
 
 
 def is_module_name(ref: str | Path) -> bool:

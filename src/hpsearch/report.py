@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -180,6 +180,8 @@ class StudyView:
         table_metrics: The columns its task compares model families by (the study's
             ``table_metrics``: accuracies for a classification, explained variance for a
             regression).
+        attrs: The study's user attributes as stored (task, data provenance, seed, searcher),
+            for the HTML report's error bars, reference lines and provenance.
     """
 
     name: str
@@ -187,6 +189,7 @@ class StudyView:
     directions: tuple[StudyDirection, ...]
     trials: tuple[FrozenTrial, ...]
     table_metrics: tuple[str, ...] = _FAMILY_METRICS
+    attrs: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
     def read(cls, study: optuna.Study) -> StudyView:
@@ -199,6 +202,7 @@ class StudyView:
             directions=directions,
             trials=tuple(study.get_trials(deepcopy=False)),
             table_metrics=_table_metrics(attrs),
+            attrs=attrs,
         )
 
     def metric(self, trial: FrozenTrial, name: str) -> float | None:

@@ -80,7 +80,8 @@ def fit_and_report(
             with the part's prefix. Costs one more prediction pass over the part.
 
     Returns:
-        The last report.
+        The last report. When ``ctx.save_model`` is set and training completed, the model is
+        saved there too (``model.save``), after the last report.
 
     Raises:
         TrialFailed: The training loss became NaN or infinite.
@@ -132,6 +133,8 @@ def fit_and_report(
     )
     if reports.failure is not None:
         raise reports.failure
+    if ctx.save_model is not None and reports.last.get("complete"):
+        model.save(ctx.save_model)
     return reports.last
 
 

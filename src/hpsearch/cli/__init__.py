@@ -17,13 +17,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from hpsearch._version import __version__
-from hpsearch.cli import dashboard, report, run, simulate, validate
+from hpsearch.cli import dashboard, export, report, run, simulate, studies, train, validate
 from hpsearch.errors import HpsearchError, InputError
 
 __all__ = ["main"]
 
 #: The command modules, in the order ``hpsearch --help`` lists them.
-COMMANDS = (run, validate, report, simulate, dashboard)
+COMMANDS = (run, validate, report, simulate, dashboard, export, train, studies)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,7 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
-        console.print("interrupted: finished trials are stored; rerun to resume")
+        # Ctrl-C outside the Tune run (while checking the study, starting Ray); during the run
+        # the runner handles SIGINT and SIGTERM itself and returns 130 or 143.
+        console.print(
+            "interrupted: finished trials are stored; the same `hpsearch run` continues the study"
+        )
         return 130
 
 
