@@ -146,38 +146,12 @@ def prepare(study: Study, console: Console) -> PreparedStudy:
         InputError: Missing or malformed data, objective file, metric names, a split the data
             cannot give, or model families that cannot read the data.
     """
-    spec = study.spec
     ensure_data(study, console)
-    objective_ref = objective_of(study)
-    if not is_module_name(objective_ref):
-        objective_ref = str(Path(objective_ref).resolve())
-    objective = load_objective(objective_ref, source=study.source)
-    task = study.task
-    if task is None:
-        task = custom_task(spec.task, objective, objective_ref)
-        check_metrics(spec, task, study.source)
-    layout = Layout(spec.data.x_key, spec.data.y_key)
-    info = inspect_dataset(
-        data_files(study),
-        layout,
-        target=task.target,
-        class_names=spec.data.class_names,
-        target_names=spec.data.target_names,
-        simulate_hint=simulate_hint(study),
-        scan_finite=spec.data.scan_finite,
-    )
+    objective, objective_ref, task = load_task(study, source=study.source)
+    info, data = open_data(study, task, console, scan_finite=study.spec.data.scan_finite)
     space = fit_space(study, task, info, console)
-    serve = serving(study, info, console)
-    data = DataRef(
-        dataset=info,
-        layout=layout,
-        parts=make_study_split(study, info),
-        max_events=spec.data.max_events,
-        serve=serve,
-        buffer_bytes=shuffle_buffer_bytes(study),
-    )
     stats = compute_input_stats(objective, data, objective_ref)
-    fitted = Study(study.source, spec, space, task)
+    fitted = Study(study.source, study.spec, space, task)
     return PreparedStudy(
         study=fitted,
         info=info,
@@ -187,6 +161,54 @@ def prepare(study: Study, console: Console) -> PreparedStudy:
         objective_ref=objective_ref,
         input_stats=stats,
     )
+
+
+def load_task(study: Study, *, source: str | Path) -> tuple[ModuleType, str, Task]:
+    """The study's objective (imported), what workers import it by, and its task.
+
+    Raises:
+        InputError: The objective cannot be imported or lacks the protocol, or (for a task its
+            own objective file defines) a metric it does not report.
+    """
+    objective_ref = objective_of(study)
+    if not is_module_name(objective_ref):
+        objective_ref = str(Path(objective_ref).resolve())
+    objective = load_objective(objective_ref, source=source)
+    task = study.task
+    if task is None:
+        task = custom_task(study.spec.task, objective, objective_ref)
+        check_metrics(study.spec, task, study.source)
+    return objective, objective_ref, task
+
+
+def open_data(
+    study: Study, task: Task, console: Console, *, scan_finite: bool
+) -> tuple[DatasetInfo, DataRef]:
+    """Inspect the study's data as its task reads it, split it and choose how to serve it.
+
+    Raises:
+        InputError: The data is missing or malformed, or cannot give the study's split.
+    """
+    spec = study.spec
+    layout = Layout(spec.data.x_key, spec.data.y_key)
+    info = inspect_dataset(
+        data_files(study),
+        layout,
+        target=task.target,
+        class_names=spec.data.class_names,
+        target_names=spec.data.target_names,
+        simulate_hint=simulate_hint(study),
+        scan_finite=scan_finite,
+    )
+    data = DataRef(
+        dataset=info,
+        layout=layout,
+        parts=make_study_split(study, info),
+        max_events=spec.data.max_events,
+        serve=serving(study, info, console),
+        buffer_bytes=shuffle_buffer_bytes(study),
+    )
+    return info, data
 
 
 def objective_of(study: Study) -> str:

@@ -129,43 +129,11 @@ def _study(config: TrainConfig, path: Path) -> Any:
 
 def _data(config: TrainConfig, path: Path, console: Console) -> tuple[Any, Any, str, Any]:
     """Objective module, DataRef, objective reference and task, as :func:`prepare` makes them."""
-    from hpsearch.data import Layout, inspect_dataset
-    from hpsearch.objective import DataRef, is_module_name, load_objective
-    from hpsearch.prepare import (
-        data_files,
-        make_study_split,
-        objective_of,
-        serving,
-        shuffle_buffer_bytes,
-        simulate_hint,
-    )
-    from hpsearch.tasks import custom_task
+    from hpsearch.prepare import load_task, open_data
 
     study = _study(config, path)
-    spec = study.spec
-    ref = objective_of(study)
-    if not is_module_name(ref):
-        ref = str(Path(ref).resolve())
-    objective = load_objective(ref, source=path)
-    task = study.task or custom_task(spec.task, objective, ref)
-    layout = Layout(spec.data.x_key, spec.data.y_key)
-    info = inspect_dataset(
-        data_files(study),
-        layout,
-        target=task.target,
-        class_names=spec.data.class_names,
-        target_names=spec.data.target_names,
-        simulate_hint=simulate_hint(study),
-        scan_finite=False,
-    )
-    data = DataRef(
-        dataset=info,
-        layout=layout,
-        parts=make_study_split(study, info),
-        max_events=spec.data.max_events,
-        serve=serving(study, info, console),
-        buffer_bytes=shuffle_buffer_bytes(study),
-    )
+    objective, ref, task = load_task(study, source=path)
+    _, data = open_data(study, task, console, scan_finite=False)
     return objective, data, ref, task
 
 
