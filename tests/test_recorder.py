@@ -248,3 +248,56 @@ def test_sqlite_storage_runs_in_write_ahead_log_mode(recorder: Recorder) -> None
     with sqlite3.connect("results/test.db") as connection:
         (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
     assert mode == "wal"
+
+
+def test_only_trials_of_a_dead_driver_are_ended(synthetic_study: Callable[..., Path]) -> None:
+    """With heartbeats, a second driver leaves a live driver's RUNNING trial alone, and ends
+    one whose driver stopped beating as cut (so it runs again)."""
+    import sqlite3
+
+    study = load_study(synthetic_study())
+    live = Recorder(study, open_storage(study.spec.storage, heartbeat_seconds=1))
+    dead, alive = live.ask(), live.ask()
+    with sqlite3.connect("results/test.db") as connection:  # the dead driver's last beat: long ago
+        connection.execute(
+            "UPDATE trial_heartbeats SET heartbeat = datetime('now', '-1 hour') "
+            "WHERE trial_id = (SELECT trial_id FROM trials WHERE number = ?)",
+            (dead.number,),
+        )
+    second = Recorder(study, open_storage(study.spec.storage, heartbeat_seconds=1))
+    assert second.fail_leftovers() == [dead.number]
+    trials = {t.number: t for t in second.study.get_trials()}
+    assert trials[alive.number].state == TrialState.RUNNING
+    assert trials[dead.number].state == TrialState.FAIL
+    assert trials[dead.number].user_attrs["stop_reason"] == "interrupted"
+    assert second.rerun_cut(5) == [dead.number]
+
+
+def test_stored_errors_have_no_colour_codes(recorder: Recorder) -> None:
+    ticket = recorder.ask()
+    _finish(
+        recorder, ticket.number, None, error="\x1b[36m(pid=1)\x1b[0m \x1b[1;31mValueError\x1b[0m"
+    )
+    error = recorder.study.get_trials()[0].user_attrs["error"]
+    assert error == "(pid=1) ValueError"
+
+
+def test_a_running_trial_without_a_heartbeat_left_long_ago_is_ended(
+    synthetic_study: Callable[..., Path],
+) -> None:
+    """A RUNNING trial stored by an hpsearch before heartbeats: never beaten, started an hour
+    ago. Optuna alone would take it for live forever."""
+    import sqlite3
+
+    study = load_study(synthetic_study())
+    old = Recorder(study, open_storage(study.spec.storage))  # no heartbeat, as before
+    ticket = old.ask()
+    with sqlite3.connect("results/test.db") as connection:
+        connection.execute(
+            "UPDATE trials SET datetime_start = datetime('now', 'localtime', '-1 hour')"
+        )
+    fresh = Recorder(study, open_storage(study.spec.storage, heartbeat_seconds=1))
+    recent = fresh.ask()
+    assert fresh.fail_leftovers() == [ticket.number]
+    states = {t.number: t.state for t in fresh.study.get_trials()}
+    assert states == {ticket.number: TrialState.FAIL, recent.number: TrialState.RUNNING}

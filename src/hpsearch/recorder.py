@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +34,13 @@ from optuna.trial import TrialState
 
 from hpsearch._version import __version__
 from hpsearch.errors import InputError
-from hpsearch.lifecycle import INTERRUPTED, Outcome, counts_against_budget, decide
+from hpsearch.lifecycle import (
+    INTERRUPTED,
+    NOT_JUDGED,
+    Outcome,
+    counts_against_budget,
+    decide,
+)
 from hpsearch.searchers import _optuna, make_searcher
 from hpsearch.seeding import derive_seed
 from hpsearch.spec import Study
@@ -42,6 +49,10 @@ from hpsearch.spec import Study
 _NOT_METRICS = frozenset({"epoch", "complete", "done"})
 #: Longest error text kept on a FAIL trial: the end of a traceback says the most.
 _MAX_ERROR_CHARS = 4000
+#: Terminal colour and cursor codes (Ray colours its tracebacks): noise in stored text.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+#: A RUNNING trial whose driver has not marked it alive for this many beats is stale.
+STALE_AFTER_BEATS = 3
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,18 @@ class TrialTicket:
     seed: int
 
 
-def open_storage(url: str, *, source: str | Path = "storage") -> optuna.storages.BaseStorage:
+def open_storage(
+    url: str, *, source: str | Path = "storage", heartbeat_seconds: float | None = None
+) -> optuna.storages.BaseStorage:
     """Open an Optuna RDB storage, creating a SQLite file's folder first.
+
+    Args:
+        url: SQLAlchemy URL.
+        source: What to name in an error (the study file, ``--storage``).
+        heartbeat_seconds: Turn on Optuna's trial heartbeat (a driver that runs trials):
+            a RUNNING trial whose heartbeat is :data:`STALE_AFTER_BEATS` beats old is taken
+            for one whose driver died, so a second driver on the same study never ends a live
+            driver's trials. None: read-only uses (report, dashboard).
 
     Raises:
         InputError: The URL is not one SQLAlchemy can open.
@@ -70,7 +91,15 @@ def open_storage(url: str, *, source: str | Path = "storage") -> optuna.storages
         if str(path) not in ("", ":memory:"):
             path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        beat = None if heartbeat_seconds is None else max(1, math.ceil(heartbeat_seconds))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=_engine_kwargs(url),
+                heartbeat_interval=beat,
+                grace_period=None if beat is None else STALE_AFTER_BEATS * beat,
+            )
     except Exception as exc:
         raise InputError(
             source,
@@ -135,6 +164,11 @@ class Recorder:
     ) -> None:
         spec = study.spec
         self._provenance = dict(provenance or {})
+        self._provenance.setdefault(
+            "data_keys", {"x_key": spec.data.x_key, "y_key": spec.data.y_key}
+        )
+        self._cut_trials = spec.resume.cut_trials
+        self._beats = getattr(storage, "heartbeat_interval", None) is not None
         self.name = spec.name
         self.storage = storage
         self._space = study.space
@@ -180,6 +214,7 @@ class Recorder:
                 f"(fingerprint {stored['space_fingerprint']}, now {fingerprint})",
                 "give this search its own study name, e.g. `--set name=NEWNAME`",
             )
+        self._check_same_inputs(study, stored)
         if "space_fingerprint" not in stored:
             provenance = {
                 "hpsearch_version": __version__,
@@ -205,6 +240,58 @@ class Recorder:
                 # optuna-dashboard and Optuna's plots label the objectives with these.
                 self.study.set_metric_names(self._metrics)
 
+    def _comparable(self, study: Study) -> dict[str, Any]:
+        """What makes two runs' trials comparable, as stored on the study (dotted keys)."""
+        spec = study.spec
+        now: dict[str, Any] = {
+            "task": spec.task,
+            "seed": spec.seed,
+            "epochs": spec.budget.epochs,
+            "data_keys": self._provenance.get("data_keys"),
+        }
+        data = self._provenance.get("data")
+        if isinstance(data, Mapping):
+            for key in ("files", "split_fingerprint", "max_events"):
+                now[f"data.{key}"] = data.get(key)
+        return now
+
+    def _check_same_inputs(self, study: Study, stored: Mapping[str, Any]) -> None:
+        """Refuse to continue a study with other data, split, task, seed or epoch budget.
+
+        Trials trained on other events, another split or for another number of epochs are not
+        comparable with the stored ones, yet they would share one Pareto front and one
+        searcher's history. Only keys stored with the study are compared, so studies made by
+        an older hpsearch (which stored fewer) still resume.
+
+        Raises:
+            InputError: A stored setting differs from this run's; the message names the key,
+                both values, and the two ways out.
+        """
+        setting = {
+            "task": "task",
+            "seed": "seed",
+            "epochs": "budget.epochs",
+            "data_keys": "data.x_key / data.y_key",
+            "data.files": "data.path",
+            "data.split_fingerprint": "data.split",
+            "data.max_events": "data.max_events",
+        }
+        for key, new in self._comparable(study).items():
+            head, _, tail = key.partition(".")
+            old: Any = stored.get(head, _MISSING)
+            if tail:
+                old = old.get(tail, _MISSING) if isinstance(old, Mapping) else _MISSING
+            if old is _MISSING or new is None or _same(old, new):
+                continue
+            raise InputError(
+                study.source,
+                setting[key],
+                f"study {self.name!r} in storage was run with {setting[key]} = {old!r}, this "
+                f"run has {new!r}: its trials would not be comparable with the stored ones",
+                f"restore {setting[key]} to the stored value, or give this search its own "
+                "study name, e.g. `--set name=NEWNAME`",
+            )
+
     def n_counted(self) -> int:
         """Trials that count against ``budget.trials``: every ended trial the run did not cut.
 
@@ -216,13 +303,53 @@ class Recorder:
             counts_against_budget(t.state.name, t.user_attrs.get("stop_reason")) for t in trials
         )
 
+    def budget_use(self) -> tuple[int, int]:
+        """Stored trials counted against the budget, and RUNNING ones, of every driver."""
+        trials = self.study.get_trials(deepcopy=False)
+        counted = sum(
+            counts_against_budget(t.state.name, t.user_attrs.get("stop_reason")) for t in trials
+        )
+        return counted, sum(t.state == TrialState.RUNNING for t in trials)
+
     def leftovers(self) -> list[int]:
         """Trials left RUNNING by a run that was killed."""
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         return [trial.number for trial in running]
 
     def fail_leftovers(self) -> list[int]:
-        """End trials left RUNNING by a killed run as cut (FAIL, not counted), so resuming works."""
+        """End the trials a dead driver left RUNNING as cut (FAIL, not counted).
+
+        Only trials whose heartbeat stopped are ended: a RUNNING trial of another driver that
+        is alive on the same study keeps running (ending every RUNNING trial, as hpsearch once
+        did, failed a live run's trials under it). Without a heartbeat (a storage opened
+        without one) every RUNNING trial is taken for a leftover, as before.
+
+        Returns:
+            The numbers of the trials ended now.
+        """
+        if self._beats:
+            # Optuna's fail_stale_trials would end them FAIL with no reason, and a finished
+            # trial takes no more attributes: the reason is written first, then the state.
+            stale = self.storage._get_stale_trial_ids(self._study_id)  # type: ignore[attr-defined]
+            stale += self._unbeaten()
+            ended = []
+            for trial_id in stale:
+                trial = self.storage.get_trial(trial_id)
+                reached = max(trial.intermediate_values, default=0)
+                outcome = decide(
+                    {"epoch": reached},
+                    objectives=self._metrics,
+                    epochs=self._epochs,
+                    run_stop=INTERRUPTED,
+                )
+                try:
+                    for key, value in _final_attrs(outcome, None).items():
+                        self.storage.set_trial_user_attr(trial_id, key, _jsonable(value))
+                    if self.storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                        ended.append(trial.number)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    continue  # another driver ended it first
+            return ended
         numbers = self.leftovers()
         for number in numbers:
             outcome = decide(
@@ -230,6 +357,71 @@ class Recorder:
             )
             self.finish(number, outcome, history=None)
         return numbers
+
+    def _unbeaten(self) -> list[int]:
+        """RUNNING trials that never had a heartbeat and started long ago: a dead driver's.
+
+        Optuna takes a trial without a heartbeat for a live one, but hpsearch records one when
+        it asks for the trial; such trials were left by an hpsearch before heartbeats (or a
+        driver killed within its first moment), and would otherwise stay RUNNING for good.
+        """
+        from datetime import datetime, timedelta
+
+        import sqlalchemy
+
+        grace = timedelta(seconds=self.storage.grace_period)  # type: ignore[attr-defined]
+        with self.storage.engine.connect() as connection:  # type: ignore[attr-defined]
+            rows = connection.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))
+            beaten = {row[0] for row in rows}
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return [
+            t._trial_id
+            for t in running
+            if t._trial_id not in beaten
+            and t.datetime_start is not None
+            and datetime.now() - t.datetime_start > grace
+        ]
+
+    def beat(self, numbers: list[int]) -> None:
+        """Mark this driver's running trials alive (see :meth:`fail_leftovers`)."""
+        if not self._beats:
+            return
+        for number in numbers:
+            self.storage.record_heartbeat(self._trial_id(number))  # type: ignore[attr-defined]
+
+    def rerun_cut(self, limit: int) -> list[int]:
+        """Queue the parameters of trials the run cut, so they are judged after all.
+
+        A trial cut by Ctrl-C, the time budget, a dead driver or a lost worker never showed
+        what its configuration is worth; with ``resume.cut_trials: rerun`` (the default) the
+        next run trains the same parameters again, as a new trial marked ``rerun_of`` (and
+        with the cut trial's seed). The cut trial stays FAIL and uncounted, so the pair
+        counts once. A cut trial already queued (some trial has its ``rerun_of``) is not
+        queued again.
+
+        Args:
+            limit: At most this many (the trials the budget still allows).
+
+        Returns:
+            The numbers of the cut trials queued now.
+        """
+        if self._cut_trials != "rerun" or limit <= 0:
+            return []
+        trials = self.study.get_trials(deepcopy=False)
+        queued = {t.user_attrs.get("rerun_of") for t in trials}
+        cut = [
+            t
+            for t in trials
+            if t.state == TrialState.FAIL
+            and t.user_attrs.get("stop_reason") in NOT_JUDGED
+            and t.number not in queued
+        ][:limit]
+        for trial in cut:
+            attrs = {"rerun_of": trial.number}
+            if "enqueued_as" in trial.user_attrs:
+                attrs["enqueued_as"] = trial.user_attrs["enqueued_as"]
+            self.study.enqueue_trial(dict(trial.params), user_attrs=attrs)
+        return [t.number for t in cut]
 
     def enqueue(self, configs: list[tuple[str, dict[str, Any]]]) -> int:
         """Queue hand-written configurations to run before the searcher's own proposals.
@@ -258,12 +450,25 @@ class Recorder:
         self.study.sampler = self._searcher.sampler(upcoming)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # The heartbeat is recorded by the driver (see `beat`), not by Study.optimize.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
             trial = self.study.ask()
             params = _optuna.suggest(self._space, trial)
         self._trial_ids[trial.number] = trial._trial_id
+        self.beat([trial.number])
         seed = derive_seed(self._master_seed, "trial", trial.number)
+        rerun_of = trial.user_attrs.get("rerun_of")
+        if isinstance(rerun_of, int):
+            # The same parameters and the same seed: the cut trial, trained again.
+            original = self.study._storage.get_trial_user_attrs(self._trial_id(rerun_of))
+            if isinstance(original.get("seed"), int):
+                seed = original["seed"]
         self._set_attrs(trial.number, {"seed": seed, "hpsearch_version": __version__})
         return TrialTicket(number=trial.number, params=params, seed=seed)
+
+    def set_log_file(self, number: int, path: Path) -> None:
+        """Store where the trial's own output goes (user attribute ``log_file``)."""
+        self._set_attrs(number, {"log_file": str(path)})
 
     def record_epoch(self, number: int, result: Mapping[str, Any]) -> None:
         """Store one epoch's value of the progress metric as an intermediate value."""
@@ -305,10 +510,18 @@ def _final_attrs(outcome: Outcome, history: Any) -> dict[str, Any]:
     attrs["epochs_reached"] = outcome.epochs
     attrs["stop_reason"] = outcome.reason
     if outcome.error is not None:
-        attrs["error"] = outcome.error[-_MAX_ERROR_CHARS:]
+        attrs["error"] = _ANSI.sub("", outcome.error)[-_MAX_ERROR_CHARS:]
     if history:
         attrs["history"] = history
     return attrs
+
+
+_MISSING = object()
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Stored (JSON) and current values are equal: lists and tuples alike."""
+    return bool(json.loads(json.dumps(_jsonable(new), default=str)) == old)
 
 
 def _finite(value: Any) -> bool:

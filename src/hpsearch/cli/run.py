@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from hpsearch.cli._common import html_path, load, stdout, study_arguments
+
+if TYPE_CHECKING:
+    from hpsearch.runner._driver import RunSummary
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,7 +37,9 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     prepared = prepare(load(args), console)
     study = prepared.study
     storage = open_storage(
-        study.spec.storage, source=(args.storage and "--storage") or study.source
+        study.spec.storage,
+        source=(args.storage and "--storage") or study.source,
+        heartbeat_seconds=study.spec.resume.heartbeat_seconds,
     )
     recorder = Recorder(
         study, storage, input_stats=prepared.input_stats, provenance=prepared.provenance()
@@ -47,8 +53,56 @@ def handle(args: argparse.Namespace, console: Console) -> int:
 
     from hpsearch.runner import run_study
 
+    storage_arg = f" --storage {args.storage}" if args.storage else ""
+    resume = f"hpsearch run {args.study}{storage_arg}"
     summary = run_study(prepared, recorder, console=console, address=args.address)
     if summary.numbers:
         console.print(summary.line())
+    if summary.signal is not None:
+        # Interrupted: the report would only delay the exit the user asked for.
+        console.print(
+            f"interrupted: finished trials are stored, cut ones run again next time; "
+            f"`{resume}` continues the study",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return exit_code(summary)
     print_report(recorder.study, stdout(), html_path(study.spec.results_dir, study.spec.name))
+    code = exit_code(summary)
+    if code == 1:
+        console.print(f"[bold red]error:[/] {failure_text(summary)}", highlight=False)
+    return code
+
+
+def exit_code(summary: RunSummary) -> int:
+    """The run's exit status: 0 only when it did what was asked.
+
+    130 after SIGINT and 143 after SIGTERM (128 + the signal, as a shell reports a process
+    the signal ended), 1 when the failure streak stopped the run or none of the trials this
+    run ended is COMPLETE (a study without a single result to show), 0 otherwise.
+    """
+    from hpsearch.lifecycle import FAILURE_STREAK
+
+    if summary.signal is not None:
+        return 128 + summary.signal
+    if summary.stop_reason == FAILURE_STREAK:
+        return 1
+    if summary.outcomes and not any(o.state == "COMPLETE" for o in summary.outcomes.values()):
+        return 1
     return 0
+
+
+def failure_text(summary: RunSummary) -> str:
+    """What failed, for exit status 1."""
+    from hpsearch.lifecycle import FAILURE_STREAK, tally
+
+    counts = ", ".join(f"{state} {n}" for state, n in tally(summary.outcomes.values()).items())
+    if summary.stop_reason == FAILURE_STREAK:
+        return (
+            f"the run stopped after too many trials failed in a row ({counts}); each failed "
+            "trial's error is stored (user attribute `error`); fix the objective and rerun"
+        )
+    return (
+        f"no trial of this run completed ({counts}); see the stored `stop_reason` and "
+        "`error` of its trials"
+    )

@@ -17,11 +17,17 @@ Who does what:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
+import signal
 import socket
+import sys
+import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -40,12 +46,14 @@ from ray.tune.schedulers import (
 from ray.tune.search import Searcher
 from ray.tune.stopper import Stopper
 from rich.console import Console
+from rich.live import Live
 
 from hpsearch import lifecycle
 from hpsearch.errors import InputError
 from hpsearch.lifecycle import FailureStreak, Outcome, RunStop
 from hpsearch.prepare import PreparedStudy
-from hpsearch.recorder import Recorder
+from hpsearch.recorder import STALE_AFTER_BEATS, Recorder
+from hpsearch.runner._progress import Progress
 from hpsearch.runner._resources import ResourcePlan, plan_resources
 from hpsearch.runner._worker import REPORT_KEY, TrialSetup, run_trial
 from hpsearch.spec import StudySpec
@@ -62,6 +70,8 @@ class RunSummary:
         wall_seconds: Wall time of the Tune run.
         plan: Resources per trial and trials side by side.
         stop_reason: Why the run stopped before its trial budget, if it did.
+        signal: The signal (SIGINT, SIGTERM) that stopped the run, if one did.
+        requeued: Cut trials of earlier runs whose parameters this run queued again.
     """
 
     numbers: list[int] = field(default_factory=list)
@@ -70,6 +80,8 @@ class RunSummary:
     wall_seconds: float = 0.0
     plan: ResourcePlan | None = None
     stop_reason: str | None = None
+    signal: int | None = None
+    requeued: list[int] = field(default_factory=list)
 
     @property
     def states(self) -> dict[int, str]:
@@ -124,8 +136,14 @@ class RecorderSearcher(_Unpicklable, Searcher):
         *,
         remaining: int,
         concurrency: int,
+        log_dir: Path | None = None,
+        budget: int | None = None,
     ) -> None:
         super().__init__(metric=None, mode=None)
+        self._log_dir = log_dir
+        self._budget = budget
+        self._checked = 0.0
+        self._shared: tuple[int, int] | None = None
         self._recorder = recorder
         self._summary = summary
         self._run_stop = run_stop
@@ -153,9 +171,35 @@ class RecorderSearcher(_Unpicklable, Searcher):
             return None
         if counted + live >= self._remaining:
             return None  # the live trials may still complete the budget
+        shared = self._shared_budget()
+        if shared is not None and self._budget is not None:
+            stored_counted, stored_running = shared
+            if stored_counted >= self._budget:
+                return Searcher.FINISHED  # other drivers on the study spent the budget
+            if stored_counted + stored_running >= self._budget:
+                return None  # their running trials may still complete it
         ticket = self._recorder.ask()
+        self._checked = 0.0
         self._summary.numbers.append(ticket.number)
+        if self._log_dir is not None:
+            self._recorder.set_log_file(ticket.number, self._log_dir / _log_name(ticket.number))
         return {"number": ticket.number, "seed": ticket.seed, "params": ticket.params}
+
+    def _shared_budget(self) -> tuple[int, int] | None:
+        """The study's counted and RUNNING trials in storage, all drivers together.
+
+        Another driver on the same study spends the same ``budget.trials``; without this,
+        two drivers started together would each run the whole budget. Read at most once a
+        second (Tune asks for trials on every step of its loop). None: not checked (no
+        ``budget`` given).
+        """
+        if self._budget is None:
+            return None
+        now = time.monotonic()
+        if self._shared is None or now - self._checked > 1.0:
+            self._shared = self._recorder.budget_use()
+            self._checked = now
+        return self._shared
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -213,7 +257,9 @@ class RecorderCallback(_Unpicklable, Callback):
         run_stop: RunStop,
         decisions: _DecisionsKept,
         console: Console,
+        progress: Progress | None = None,
     ) -> None:
+        self._progress = progress
         self._recorder = recorder
         self._summary = summary
         self._objectives = [o.metric for o in spec.objectives]
@@ -240,6 +286,14 @@ class RecorderCallback(_Unpicklable, Callback):
             }
         )
         self._recorder.record_epoch(number, own)
+        if self._progress is not None:
+            value = own.get(self._shown[-1])
+            epoch = own.get("epoch")
+            self._progress.epoch(
+                number,
+                epoch if isinstance(epoch, int) else 0,
+                float(value) if isinstance(value, int | float) else None,
+            )
 
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -320,6 +374,8 @@ class RecorderCallback(_Unpicklable, Callback):
         """Store, count, and print one trial's outcome."""
         self._recorder.finish(number, outcome, self._history.get(number, []))
         self._summary.outcomes[number] = outcome
+        if self._progress is not None:
+            self._progress.ended(number, outcome)
         self._run_stop.streak.add(outcome)
         style = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}[outcome.state]
         if outcome.state == "FAIL":
@@ -370,6 +426,128 @@ class _RunStopper(_Unpicklable, Stopper):
         return True
 
 
+def _log_name(number: int) -> str:
+    """The file a trial's own output (prints, warnings, TensorFlow's log) goes to."""
+    return f"trial_{number:05d}.log"
+
+
+class _Heartbeat:
+    """Marks this driver's running trials alive in storage from a thread of its own.
+
+    A thread, not Tune's event loop: a slow step of the loop (a trial starting, a long
+    callback) must not make another driver take these trials for a dead run's.
+    """
+
+    def __init__(self, recorder: Recorder, summary: RunSummary, seconds: float) -> None:
+        self._recorder = recorder
+        self._summary = summary
+        self._seconds = seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hpsearch-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        beats = 0
+        while not self._stop.wait(self._seconds):
+            live = [n for n in list(self._summary.numbers) if n not in self._summary.outcomes]
+            beats += 1
+            try:
+                self._recorder.beat(live)
+                if beats % STALE_AFTER_BEATS == 0:
+                    # A driver that died during this run holds budget with its RUNNING
+                    # trials; end them (cut, rerun by the next run) so the budget frees.
+                    self._recorder.fail_leftovers()
+            except Exception:  # a storage hiccup: the next beat tries again
+                logging.getLogger(__name__).debug("heartbeat failed", exc_info=True)
+
+
+class _Signals:
+    """SIGINT and SIGTERM during the Tune run: the first cuts the trials, a second stops hard.
+
+    Tune's own SIGINT handler says nothing until its loop gets round to the stop, and a
+    second Ctrl-C then kills the process with nothing recorded. Here the first signal is
+    acknowledged at once (written straight to stderr, not through the console, whose lock
+    the interrupted main thread may hold), and the run stops as for any other reason: the
+    running trials are cut as ``interrupted`` and recorded, and the run exits 130 (SIGINT)
+    or 143 (SIGTERM). A second signal records what it can within a few seconds, shuts Ray
+    down, and exits at once.
+
+    Args:
+        run_stop: The run's stop, told :data:`~hpsearch.lifecycle.INTERRUPTED`.
+        summary: The run's books (trials running, the signal that stopped the run).
+        hard_stop: Called on the second signal (records the cut trials; Ray shut down).
+    """
+
+    def __init__(
+        self,
+        run_stop: RunStop,
+        summary: RunSummary,
+        hard_stop: Callable[[], None],
+        progress: Progress | None = None,
+    ) -> None:
+        self._progress = progress
+        self._run_stop = run_stop
+        self._summary = summary
+        self._hard_stop = hard_stop
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        code = 128 + signum
+        if self._summary.signal is None:
+            self._summary.signal = signum
+            self._run_stop.stop(lifecycle.INTERRUPTED)
+            live = len(self._summary.numbers) - len(self._summary.outcomes)
+            again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
+            text = f"stopping: cutting {live} running trial(s)... ({again} again to stop at once)"
+            _say("\n" + text)
+            if self._progress is not None:
+                self._progress.note = text
+            return
+        _say("stopping now: recording what can be recorded, shutting Ray down")
+        _within(self._hard_stop, seconds=8)
+        _say(f"stopped; `hpsearch run` of the same study continues it (exit {code})")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _say(text: str) -> None:
+    """Write a line to stderr at once, safe inside a signal handler."""
+    with contextlib.suppress(OSError):
+        os.write(2, (text + "\n").encode())
+
+
+def _within(work: Callable[[], None], *, seconds: float) -> None:
+    """Run ``work`` in a thread and wait for it at most ``seconds``: a hard stop must not hang."""
+
+    def guarded() -> None:
+        try:
+            work()
+        except Exception:  # stopping hard: whatever fails here, the next run cleans up
+            logging.getLogger(__name__).debug("hard stop", exc_info=True)
+
+    thread = threading.Thread(target=guarded, name="hpsearch-hard-stop", daemon=True)
+    thread.start()
+    thread.join(timeout=seconds)
+
+
 def _error_text(trial: Trial) -> str:
     """The trial's traceback: Tune writes it locally first and syncs to storage later."""
     local = trial.error_file
@@ -390,6 +568,10 @@ def _start_ray(address: str | None) -> bool:
         _probe(address)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # hpsearch handles SIGINT itself (see _Signals).
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    # A failed trial is one line of ours; Tune would log its whole traceback too.
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     try:
         ray.init(
             address=address,
@@ -398,6 +580,10 @@ def _start_ray(address: str | None) -> bool:
             logging_level=logging.ERROR,
             configure_logging=True,
         )
+        if address is None:
+            from hpsearch.runner import _reaper
+
+            _reaper.start()
     except (ConnectionError, RuntimeError, ValueError) as exc:
         if address is None:
             raise
@@ -492,10 +678,15 @@ def run_study(
     console = console or Console(stderr=True)
     study = prepared.study
     spec = study.spec
-    leftovers = recorder.leftovers()
+    leftovers = recorder.fail_leftovers()
     remaining = spec.budget.trials - recorder.n_counted()
+    if leftovers:
+        console.print(
+            f"Ended {len(leftovers)} trial(s) left running by a run that died as FAIL "
+            "(cut short, not counted)."
+        )
     if remaining <= 0:
-        summary = RunSummary(interrupted=recorder.fail_leftovers())
+        summary = RunSummary(interrupted=leftovers)
         console.print(
             f"Study {spec.name!r} already has its {spec.budget.trials} trials; raise "
             "budget.trials (e.g. `--set budget.trials=N`) to run more."
@@ -503,18 +694,26 @@ def run_study(
         return summary
 
     owns_ray = _start_ray(address)
+    # The signal handlers stay until Ray is shut down: a second Ctrl-C while a lingering
+    # trial holds up the shutdown must still stop at once.
+    held = contextlib.ExitStack()
     try:
         plan = plan_resources(study, _alive_nodes(), remaining)
-        summary = RunSummary(interrupted=recorder.fail_leftovers(), plan=plan)
-        if leftovers:
+        summary = RunSummary(interrupted=leftovers, plan=plan)
+        summary.requeued = recorder.rerun_cut(remaining)
+        if summary.requeued:
             console.print(
-                f"Ended {len(leftovers)} trial(s) left running by an interrupted run as FAIL "
-                "(cut short, not counted)."
+                f"Running again with the same parameters {len(summary.requeued)} trial(s) an "
+                f"earlier run cut short: {', '.join(map(str, summary.requeued))} "
+                "(resume.cut_trials: rerun)."
             )
         console.print(
             f"[bold]Running[/] {remaining} trial(s) of {spec.name!r}, {plan.concurrency} at a "
             f"time ({plan.cpus:g} CPU{f', {plan.gpus:.4g} GPU' if plan.gpus else ''} each), "
             f"up to {spec.budget.epochs} epochs, storage {spec.storage}"
+        )
+        console.print(
+            f"Watch it live: hpsearch dashboard {study.source}", highlight=False, soft_wrap=True
         )
         setup = TrialSetup(
             objective_file=prepared.objective_ref,
@@ -528,10 +727,15 @@ def run_study(
         deadline = time.monotonic() + spec.budget.seconds if spec.budget.seconds else None
         run_stop = RunStop(FailureStreak(spec.budget.max_failures_in_a_row), deadline)
         decisions = _DecisionsKept()
-        callback = RecorderCallback(recorder, summary, spec, run_stop, decisions, console)
-        trainable = tune.with_resources(
-            tune.with_parameters(run_trial, setup=setup), {"cpu": plan.cpus, "gpu": plan.gpus}
+        progress = Progress(
+            total=remaining,
+            objective=spec.objectives[0].metric,
+            maximize=spec.objectives[0].direction == "maximize",
+            metric=spec.scheduler.metric,
+            deadline=deadline,
+            dashboard=f"hpsearch dashboard {study.source}",
         )
+        callback = RecorderCallback(recorder, summary, spec, run_stop, decisions, console, progress)
         # Tune's CSV, JSON and TensorBoard files per trial: nothing reads them (storage does).
         os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
         # Tune starts workers for at most this many pending trials; for a custom searcher it
@@ -539,6 +743,14 @@ def run_study(
         # trials of benchmarks/trial_overhead.py, 2 slots, all in one pid, serially).
         os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(plan.concurrency)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        # The pid: two drivers of one study started in the same second get folders of their own.
+        run_dir = (spec.results_dir / "ray").resolve() / f"{spec.name}-{stamp}-{os.getpid()}"
+        log_dir = run_dir / "trial_logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        setup = dataclasses.replace(setup, log_dir=str(log_dir))
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, setup=setup), {"cpu": plan.cpus, "gpu": plan.gpus}
+        )
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -548,14 +760,16 @@ def run_study(
                     run_stop,
                     remaining=remaining,
                     concurrency=plan.concurrency,
+                    log_dir=log_dir,
+                    budget=spec.budget.trials,
                 ),
                 scheduler=_make_scheduler(spec, decisions),
                 num_samples=-1,  # the searcher says when the budget is spent
                 reuse_actors=True,
             ),
             run_config=tune.RunConfig(
-                name=f"{spec.name}-{stamp}",
-                storage_path=str((spec.results_dir / "ray").resolve()),
+                name=run_dir.name,
+                storage_path=str(run_dir.parent),
                 callbacks=[callback],
                 stop=_RunStopper(run_stop, console),
                 verbose=0,
@@ -563,11 +777,25 @@ def run_study(
             ),
         )
         started = time.monotonic()
-        # Tune returns normally after a first Ctrl-C too: trials it left unended without a
-        # stop of ours were interrupted.
+        # Tune returns normally after a stop of ours (Ctrl-C and SIGTERM included, see
+        # _Signals): trials it left unended were cut for the run's reason.
         reason = lifecycle.RUN_ABORTED
+
+        def hard_stop() -> None:
+            callback.finish_leftovers(lifecycle.INTERRUPTED)
+            if owns_ray:
+                ray.shutdown()
+
         try:
-            with warnings.catch_warnings():
+            held.enter_context(_Signals(run_stop, summary, hard_stop, progress))
+            if console.is_terminal:
+                held.enter_context(
+                    Live(progress, console=console, refresh_per_second=2, transient=True)
+                )
+            with (
+                warnings.catch_warnings(),
+                _Heartbeat(recorder, summary, spec.resume.heartbeat_seconds),
+            ):
                 warnings.simplefilter("ignore")
                 tuner.fit()
             reason = run_stop.reason or lifecycle.INTERRUPTED
@@ -581,6 +809,9 @@ def run_study(
                 callback.finish_leftovers(run_stop.reason or reason)
             summary.stop_reason = run_stop.reason
     finally:
-        if owns_ray:
-            ray.shutdown()
+        try:
+            if owns_ray:
+                ray.shutdown()
+        finally:
+            held.close()
     return summary

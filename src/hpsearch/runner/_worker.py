@@ -7,10 +7,13 @@ only clears the Keras session it inherits.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hpsearch.objective import DataRef, TrialContext, TrialFailed, load_objective
@@ -32,6 +35,7 @@ class TrialSetup:
         gpus: GPU share per trial; TensorFlow allocates GPU memory on demand when > 0.
         deterministic: Turn on TensorFlow's op determinism (``study.deterministic``).
         input_stats: The study's input normalisation, computed once on the training split.
+        log_dir: Where each trial's own output goes, one file per trial (None: the worker's).
     """
 
     objective_file: str
@@ -41,6 +45,7 @@ class TrialSetup:
     gpus: float
     deterministic: bool = False
     input_stats: Mapping[str, Any] = field(default_factory=dict)
+    log_dir: str | None = None
 
 
 def tensorflow_env(cpus: float, gpus: float, *, deterministic: bool = False) -> dict[str, str]:
@@ -101,8 +106,52 @@ class ReportChannel:
             )
 
 
+@contextlib.contextmanager
+def trial_output(path: Path | None) -> Iterator[None]:
+    """Send the trial's own output (prints, warnings, TensorFlow's C++ log) to ``path``.
+
+    The terminal shows one line per trial; what the objective printed stays readable in the
+    trial's file (stored as its ``log_file`` attribute). Both Python's streams and the file
+    descriptors are redirected, since TensorFlow writes to fd 2 directly; they are restored
+    after the trial because Ray reuses the worker for the next one.
+    """
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "a", buffering=1, encoding="utf-8") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            with (
+                contextlib.redirect_stdout(log),
+                contextlib.redirect_stderr(log),
+                warnings.catch_warnings(),
+            ):
+                warnings.simplefilter("default")
+                yield
+        finally:
+            log.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
 def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """Ray Tune function trainable: train one trial, reporting each epoch to Tune."""
+    number = int(config["number"])
+    log = Path(setup.log_dir) / f"trial_{number:05d}.log" if setup.log_dir else None
+    with trial_output(log):
+        _train(config, setup)
+
+
+def _train(config: dict[str, Any], setup: TrialSetup) -> None:
+    """Train one trial (inside :func:`trial_output`)."""
     from ray import tune
 
     os.environ.update(tensorflow_env(setup.cpus, setup.gpus, deterministic=setup.deterministic))

@@ -7,6 +7,7 @@ typo costs one second and an error message, never a half-written study.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
@@ -318,6 +319,25 @@ class BudgetSpec(_Strict):
     )
 
 
+class ResumeSpec(_Strict):
+    """What a new run of a stored study does with the trials an earlier run left unjudged.
+
+    A trial the run cut (Ctrl-C, the time budget, a killed driver, a lost Ray worker) says
+    nothing about its configuration, so by default the next run trains that configuration
+    again; ``fail`` leaves such trials FAIL and lets the searcher propose new ones instead.
+    """
+
+    cut_trials: Literal["rerun", "fail"] = Field(
+        "rerun", description="rerun: train a cut trial's parameters again on the next run"
+    )
+    heartbeat_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="a driver marks its running trials alive this often; a RUNNING trial "
+        "whose mark is 3 beats old belongs to a dead driver and is ended as cut",
+    )
+
+
 class ResourcesSpec(_Strict):
     """What one trial gets. Trials run side by side up to the machine's cores and GPUs."""
 
@@ -350,6 +370,7 @@ class StudySpec(_Strict):
     scheduler: SchedulerSpec = SchedulerSpec()
     budget: BudgetSpec
     resources: ResourcesSpec = ResourcesSpec()
+    resume: ResumeSpec = ResumeSpec()
     storage: str = DEFAULT_STORAGE
     results_dir: Path = Path("results")
     enqueue: Path | None = Field(
@@ -514,8 +535,31 @@ def load_study(
         raise raise_input_error(exc, source, model=StudySpec, sources=origins) from exc
     if task is not None:
         check_metrics(spec, task, source)
+    _check_grace_period(spec, source, origins)
     space = load_space(spec.space)
     return Study(source, spec, space, task)
+
+
+def _check_grace_period(spec: StudySpec, source: Path, origins: Mapping[str, str]) -> None:
+    """Refuse a grace period longer than a trial: it used to be clamped without a word.
+
+    A scheduler that must let every trial run ``grace_period`` epochs cannot do so when
+    trials stop at ``budget.epochs``; the two were written with different intentions, and
+    only the user knows which one is wrong.
+
+    Raises:
+        InputError: ``scheduler.grace_period`` exceeds ``budget.epochs``.
+    """
+    grace, epochs = spec.scheduler.grace_period, spec.budget.epochs
+    if grace <= epochs:
+        return
+    origin = origins.get("scheduler.grace_period") or origins.get("budget.epochs") or source
+    raise InputError(
+        origin,
+        "scheduler.grace_period",
+        f"grace period of {grace} epochs is longer than a trial (budget.epochs = {epochs})",
+        f"give `--set scheduler.grace_period={epochs}` (or less), or more epochs",
+    )
 
 
 def _task_of(raw: dict[str, Any], source: Path) -> Task | None:
