@@ -290,6 +290,9 @@ def test_xgamma_resnet_tiny_end_to_end(
     assert len(trials) == 2
     stored = optuna.load_study(study_name="xgamma_resnet", storage="sqlite:///results/xgamma.db")
     assert stored.user_attrs["input_stats"]["amplitude_scale"] > 0
+    baseline = stored.user_attrs["baseline"]  # scored once, drawn by the report
+    assert (baseline["metric"], baseline["name"]) == ("test_accuracy", "rise-time cut")
+    assert 0.5 < baseline["value"] < 1.0
     for trial in trials.values():
         assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("error")
         val_accuracy, train_seconds = trial.values  # type: ignore[misc]

@@ -11,6 +11,8 @@ from rich.console import Console
 from hpsearch.cli._common import html_path, load, stdout, study_arguments
 
 if TYPE_CHECKING:
+    from hpsearch.prepare import PreparedStudy
+    from hpsearch.recorder import Recorder
     from hpsearch.runner._driver import RunSummary
 
 
@@ -44,6 +46,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     recorder = Recorder(
         study, storage, input_stats=prepared.input_stats, provenance=prepared.provenance()
     )
+    record_baseline(prepared, recorder, console)
     enqueue = args.enqueue or study.spec.enqueue
     if enqueue is not None:
         from hpsearch.spec import load_enqueue
@@ -106,3 +109,22 @@ def failure_text(summary: RunSummary) -> str:
         f"no trial of this run completed ({counts}); see the stored `stop_reason` and "
         "`error` of its trials"
     )
+
+
+def record_baseline(prepared: PreparedStudy, recorder: Recorder, console: Console) -> None:
+    """Score the task's classical baseline once per study and store it on the study.
+
+    The report draws it as a line beside the trials (a network worth its cost clearly beats
+    it); scored on the study's own test split, once, since it depends on data and split alone.
+    A baseline that fails is said and skipped: it must never cost the search.
+    """
+    baseline = prepared.task.baseline
+    if baseline is None or "baseline" in recorder.study.user_attrs:
+        return
+    try:
+        score = baseline(prepared.data)
+    except Exception as exc:
+        console.print(f"baseline not scored ({type(exc).__name__}: {exc})", highlight=False)
+        return
+    recorder.study.set_user_attr("baseline", score.stored())
+    console.print(f"Baseline: {score.line}", highlight=False, soft_wrap=True)

@@ -65,6 +65,7 @@ def _xgamma_baseline(data: DataRef) -> BaselineScore:
     return BaselineScore(
         metric="test_accuracy",
         value=score.accuracy,
+        name="rise-time cut",
         line=(
             f"Rise-time cut at {score.cut.threshold_ns:.0f} ns (fitted on {score.n_train} "
             f"training events): test accuracy {score.accuracy:.4f} on {score.n_test} events"
@@ -82,6 +83,7 @@ def _ta_sd_baseline(data: DataRef) -> BaselineScore:
     return BaselineScore(
         metric="test_angular_resolution_deg",
         value=angle,
+        name="standard LDF + timing fit",
         line=(
             f"Standard LDF + timing fit on {len(truth)} test events: angular resolution "
             f"{angle:.2f} deg (68%), energy resolution {energy:.3f} (std of dE/E)"
@@ -110,6 +112,7 @@ def _gce_baseline(data: DataRef) -> BaselineScore:
     return BaselineScore(
         metric="test_f_src_mae",
         value=mae,
+        name="count statistic",
         line=(
             f"Count-statistic baseline (fitted on {len(train_y)} training maps): f_src MAE "
             f"{mae:.4f}, bias {error.mean():+.4f} on {len(test_y)} test maps"

@@ -56,11 +56,17 @@ class BaselineScore:
         metric: The task's metric it is comparable to, e.g. ``test_accuracy``.
         value: Its value.
         line: What ``hpsearch baseline`` prints.
+        name: What the report's reference line is labelled with.
     """
 
     metric: str
     value: float
     line: str
+    name: str = "baseline"
+
+    def stored(self) -> dict[str, Any]:
+        """As the study stores it (user attribute ``baseline``), for the report's line."""
+        return {"metric": self.metric, "value": self.value, "name": self.name}
 
 
 @dataclass(frozen=True)
