@@ -71,6 +71,7 @@ class _Scorer:
         self.data = data
         self.errors = data.y_key == FIT_ERROR_KEY
         self._truth: dict[str, np.ndarray] = {}
+        self._fit: dict[str, np.ndarray] = {}
 
     def truth(self, part: str) -> np.ndarray:
         if part not in self._truth:
@@ -78,7 +79,10 @@ class _Scorer:
         return self._truth[part]
 
     def fit(self, part: str) -> np.ndarray:
-        return self.truth(part) - self.data.read(FIT_ERROR_KEY, part).astype(np.float64)
+        if part not in self._fit:
+            errors = self.data.read(FIT_ERROR_KEY, part).astype(np.float64)
+            self._fit[part] = self.truth(part) - errors
+        return self._fit[part]
 
     def __call__(self, part: str, predictions: np.ndarray) -> dict[str, float]:
         from hpsearch.simulate.ta_sd_fit import angular_resolution_deg, energy_resolution
@@ -93,11 +97,13 @@ class _Scorer:
         }
 
 
-def fit_resolutions(data: DataRef, part: str = "test") -> dict[str, float]:
+def fit_resolutions(
+    data: DataRef, part: str = "test", scorer: _Scorer | None = None
+) -> dict[str, float]:
     """The standard fit's resolutions on the study's ``part`` events: the baseline to beat."""
     from hpsearch.simulate.ta_sd_fit import angular_resolution_deg, energy_resolution
 
-    scorer = _Scorer(data)
+    scorer = scorer or _Scorer(data)
     truth, fit = scorer.truth(part), scorer.fit(part)
     return {
         "angular_resolution_deg": angular_resolution_deg(fit[:, :2], truth[:, :2]),
@@ -108,7 +114,7 @@ def fit_resolutions(data: DataRef, part: str = "test") -> dict[str, float]:
 def train(ctx: TrialContext) -> None:
     """Train one reconstruction network; the last report also holds the fit's resolutions."""
     scorer = _Scorer(ctx.data)
-    fit = {f"fit_{k}": v for k, v in fit_resolutions(ctx.data).items()}
+    fit = {f"fit_{k}": v for k, v in fit_resolutions(ctx.data, scorer=scorer).items()}
     report = ctx.report
 
     def with_fit(metrics: dict[str, Any]) -> None:
