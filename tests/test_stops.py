@@ -71,7 +71,7 @@ class Run:
                 return at
         raise AssertionError(f"no line with {text!r} in {timeout} s; saw: {''.join(self.seen)}")
 
-    def wait_for_training(self, timeout: float = 60) -> None:
+    def wait_for_training(self, timeout: float = 120) -> None:
         """Until the first trial has reported an epoch."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
