@@ -9,19 +9,34 @@ STUDY  ?= studies/xgamma_resnet.yaml
 PYTEST_ARGS ?=
 SUDO   := $(shell test "$$(id -u)" = 0 || echo sudo)
 
-.PHONY: setup run test test-slow lint bench clean
+.PHONY: setup run test test-slow lint bench clean lock
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
-	@# Chromium: kaleido draws the report's PNG/PDF figures with it, and the dashboard test
-	@# renders optuna-dashboard in it. Debian's package, installed when missing and apt exists.
-	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
-		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+# Debian packages, installed when missing (and apt exists):
+# - chromium: kaleido draws the report's PNG/PDF figures with it, and the dashboard test renders
+#   optuna-dashboard in it;
+# - postgresql: the storage tests start a throwaway PostgreSQL server (tests/postgres.py).
+APT_MISSING = $(shell command -v chromium >/dev/null || echo chromium) \
+	$(shell ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -z "$(strip $(APT_MISSING))" || ! command -v apt-get >/dev/null || \
+		{ $(SUDO) apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_MISSING) >/dev/null; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,gp]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,gp]'
 	@touch $@
+
+# Re-pin constraints.txt: the newest releases pyproject.toml allows, in a throwaway venv.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev,gp]'
+	{ sed -n '1,3p' constraints.txt; .lock-venv/bin/python -m pip freeze --exclude-editable | \
+		sed 's/+cpu$$//'; } > constraints.new && mv constraints.new constraints.txt
+	rm -rf .lock-venv
 
 run: setup
 	$(BIN)/hpsearch run $(STUDY)

@@ -6,12 +6,15 @@ import os
 import random
 import shutil
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from postgres import Server, running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -42,6 +45,23 @@ def xgamma_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("data") / "xgamma.h5"
     simulate_to_file(path, 600, seed=11, progress=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Server]:
+    """A real PostgreSQL server on loopback for this test session (see tests/postgres.py)."""
+    root = Path(tempfile.mkdtemp(prefix="hpsearch-pg-"))
+    try:
+        with running_server(root) as server:
+            yield server
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres: Server) -> str:
+    """An empty database of the session's PostgreSQL server, as an SQLAlchemy URL."""
+    return postgres.new_database()
 
 
 @pytest.fixture

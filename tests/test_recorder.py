@@ -301,3 +301,53 @@ def test_a_running_trial_without_a_heartbeat_left_long_ago_is_ended(
     assert fresh.fail_leftovers() == [ticket.number]
     states = {t.number: t.state for t in fresh.study.get_trials()}
     assert states == {ticket.number: TrialState.FAIL, recent.number: TrialState.RUNNING}
+
+
+def test_a_trial_costs_a_handful_of_transactions(write_study: Callable[..., Path]) -> None:
+    """Asking for a ten-parameter trial and ending it write a handful of statements, not one
+    per parameter and attribute (against a PostgreSQL server each is a network round trip).
+    Counted with SQLAlchemy's own event hooks."""
+    from sqlalchemy import event
+
+    study = load_study(write_study())  # the xgamma ResNet space: ten searched parameters
+    storage = open_storage(study.spec.storage, heartbeat_seconds=10)
+    recorder = Recorder(study, storage)
+    counts = {"statements": 0, "writes": 0, "transactions": 0}
+
+    def statement(*args: object) -> None:
+        counts["statements"] += 1
+        counts["writes"] += str(args[2]).lstrip().split()[0] in ("INSERT", "UPDATE", "DELETE")
+
+    def commit(*args: object) -> None:
+        counts["transactions"] += 1
+
+    event.listen(storage.engine, "after_cursor_execute", statement)
+    event.listen(storage.engine, "commit", commit)
+    objectives = [o.metric for o in study.spec.objectives]
+    for _ in range(2):  # the second trial reads a stored history
+        counts.update(statements=0, writes=0, transactions=0)
+        ticket = recorder.ask(lambda number: Path(f"trial_{number}.log"))
+        assert len(ticket.params) >= 10
+        asked = dict(counts)
+        counts.update(statements=0, writes=0, transactions=0)
+        last = {"epoch": 3, "val_accuracy": 0.8, "val_loss": 0.4, "train_seconds": 9.0}
+        last |= {"test_accuracy": 0.79, "n_params": 1000, "complete": True, "accuracy": 0.8}
+        recorder.finish(ticket.number, decide(last, objectives=objectives, epochs=3), [last])
+        # Ask: create the trial (insert, number), its parameters, seed and log file, heartbeat.
+        # Reads (the stored history for the searcher) are not counted: they grow with it.
+        assert asked["writes"] <= 5 and asked["transactions"] <= 6, asked
+        # End: the searcher's after_trial reads the trial; attributes, history, values and
+        # state are written in one transaction.
+        assert counts["transactions"] <= 2, counts
+        assert counts["writes"] <= 4 and counts["statements"] <= 12, counts
+
+    stored = optuna.load_study(study_name=study.spec.name, storage=study.spec.storage)
+    first, second = stored.get_trials()
+    assert first.state == second.state == TrialState.COMPLETE
+    assert first.values == pytest.approx([last[m] for m in objectives])
+    assert len(first.params) >= 10
+    assert first.user_attrs["log_file"] == "trial_0.log"
+    assert first.user_attrs["test_accuracy"] == 0.79
+    assert second.user_attrs["seed"] == ticket.seed
+    assert "history" not in first.user_attrs
+    assert first.system_attrs["hpsearch:history"][0]["val_loss"] == 0.4

@@ -34,6 +34,7 @@ from hpsearch.report import (
     print_report,
     write_pareto_html,
 )
+from hpsearch.results.storage import HISTORY_KEY
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -690,8 +691,9 @@ def _report_trial(
     lr: float,
 ) -> None:
     attrs: dict[str, Any] = {"stop_reason": reason, "epochs_reached": len(curve)}
+    system_attrs = {HISTORY_KEY: _history(curve)} if curve else {}
     if curve:
-        attrs |= {"history": _history(curve), "val_accuracy": curve[-1]}
+        attrs["val_accuracy"] = curve[-1]
     if seconds is not None:
         attrs["train_seconds"] = seconds
     complete = state == TrialState.COMPLETE
@@ -702,6 +704,7 @@ def _report_trial(
             params={"lr": lr, "width": 16},
             distributions=_REPORT_DIST,
             user_attrs={**attrs, "test_accuracy": curve[-1] - 0.01} if complete else attrs,
+            system_attrs=system_attrs,
             intermediate_values=dict(enumerate(curve, 1)),
         )
     )

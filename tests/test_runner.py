@@ -21,6 +21,7 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.cli import main
+from hpsearch.results.storage import trial_history
 
 sys.path.insert(0, str(Path(__file__).parent / "objectives"))
 from synthetic import quality
@@ -43,7 +44,7 @@ def _space(**values: object) -> None:
 
 def _training_interval(trial: FrozenTrial) -> tuple[float, float]:
     """When the trial trained, by the clock inside its worker."""
-    history = trial.user_attrs["history"]
+    history = trial_history(trial)
     return history[0]["trained_from"], history[-1]["trained_to"]
 
 
@@ -101,7 +102,8 @@ def test_asha_states_and_worker_reuse(synthetic_study: Callable[..., Path]) -> N
     assert done.user_attrs["epochs_reached"] == 4
     assert sorted(done.intermediate_values) == [1, 2, 3, 4]
     assert done.user_attrs["test_accuracy"] == pytest.approx(done.values[0] - 0.01)
-    assert len(done.user_attrs["history"]) == 4
+    assert len(trial_history(done)) == 4
+    assert "history" not in done.user_attrs  # a system attribute: `optuna trials` stays narrow
     assert cut.values is None
     assert cut.user_attrs["epochs_reached"] == 1
     assert cut.user_attrs["stop_reason"] == "scheduler"
@@ -257,7 +259,7 @@ def test_trials_wait_for_a_free_gpu_before_they_are_asked(
     )
     assert main(["run", str(path)]) == 0
     trials = sorted(_trials(STORAGE, "synthetic").values(), key=lambda t: t.number)
-    trained = [t for t in trials if t.user_attrs.get("history")]
+    trained = [t for t in trials if trial_history(t)]
     assert len(trained) >= 2
     assert _peak_overlap([_training_interval(t) for t in trained]) == 1
     for before, after in itertools.pairwise(trained):
@@ -299,7 +301,7 @@ def test_xgamma_resnet_tiny_end_to_end(
         assert 0.0 <= val_accuracy <= 1.0
         assert train_seconds > 0
         assert 0.0 <= trial.user_attrs["test_accuracy"] <= 1.0
-        assert [h["epoch"] for h in trial.user_attrs["history"]] == [1, 2]
+        assert [h["epoch"] for h in trial_history(trial)] == [1, 2]
         # The network the worker trained is the one the stored parameters describe.
         p = trial.params
         model = build_resnet1d(

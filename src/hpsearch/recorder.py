@@ -20,11 +20,13 @@ optuna-dashboard) like any other.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
+import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,8 @@ from hpsearch.lifecycle import (
     counts_against_budget,
     decide,
 )
+from hpsearch.results import _rdb
+from hpsearch.results.storage import HISTORY_KEY
 from hpsearch.searchers import _optuna, make_searcher
 from hpsearch.seeding import derive_seed
 from hpsearch.spec import Study
@@ -90,16 +94,26 @@ def open_storage(
         path = Path(url.removeprefix("sqlite:///"))
         if str(path) not in ("", ":memory:"):
             path.parent.mkdir(parents=True, exist_ok=True)
+    beat = None if heartbeat_seconds is None else max(1, math.ceil(heartbeat_seconds))
     try:
-        beat = None if heartbeat_seconds is None else max(1, math.ceil(heartbeat_seconds))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=_engine_kwargs(url),
-                heartbeat_interval=beat,
-                grace_period=None if beat is None else STALE_AFTER_BEATS * beat,
-            )
+        for attempt in range(_CREATE_ATTEMPTS):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    storage = optuna.storages.RDBStorage(
+                        url,
+                        engine_kwargs=_engine_kwargs(url),
+                        heartbeat_interval=beat,
+                        grace_period=None if beat is None else STALE_AFTER_BEATS * beat,
+                    )
+                break
+            except Exception as exc:
+                # Two drivers started together on an empty database both create Optuna's
+                # tables; the slower one fails on a duplicate (PostgreSQL: the enum type).
+                # By the next attempt the tables exist and it only reads them.
+                if not _lost_creation_race(exc) or attempt == _CREATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
     except Exception as exc:
         raise InputError(
             source,
@@ -111,6 +125,19 @@ def open_storage(
     if url.startswith("sqlite"):
         _write_ahead(storage)
     return storage
+
+
+#: Tries to open a storage whose tables another driver may be creating at the same moment.
+_CREATE_ATTEMPTS = 4
+
+
+def _lost_creation_race(exc: Exception) -> bool:
+    """Whether ``exc`` is another process having created Optuna's schema first."""
+    from sqlalchemy import exc as sql
+
+    return isinstance(exc, sql.IntegrityError | sql.ProgrammingError) and (
+        "already exists" in str(exc) or "duplicate" in str(exc).lower()
+    )
 
 
 def _write_ahead(storage: optuna.storages.RDBStorage) -> None:
@@ -311,6 +338,12 @@ class Recorder:
         )
         return counted, sum(t.state == TrialState.RUNNING for t in trials)
 
+    @contextlib.contextmanager
+    def budget_lock(self) -> Iterator[None]:
+        """Hold the study's lock, which every driver takes to check the budget and ask."""
+        with _rdb.study_lock(self.storage, self.name):
+            yield
+
     def leftovers(self) -> list[int]:
         """Trials left RUNNING by a run that was killed."""
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -328,8 +361,8 @@ class Recorder:
             The numbers of the trials ended now.
         """
         if self._beats:
-            # Optuna's fail_stale_trials would end them FAIL with no reason, and a finished
-            # trial takes no more attributes: the reason is written first, then the state.
+            # Optuna's fail_stale_trials would end them FAIL with no reason (a finished trial
+            # takes no more attributes): the reason and the state are written together.
             stale = self.storage._get_stale_trial_ids(self._study_id)  # type: ignore[attr-defined]
             stale += self._unbeaten()
             ended = []
@@ -342,11 +375,10 @@ class Recorder:
                     epochs=self._epochs,
                     run_stop=INTERRUPTED,
                 )
+                attrs = {k: _jsonable(v) for k, v in _final_attrs(outcome).items()}
                 try:
-                    for key, value in _final_attrs(outcome, None).items():
-                        self.storage.set_trial_user_attr(trial_id, key, _jsonable(value))
-                    if self.storage.set_trial_state_values(trial_id, TrialState.FAIL):
-                        ended.append(trial.number)
+                    _rdb.write(self.storage, trial_id, user_attrs=attrs, state=TrialState.FAIL)
+                    ended.append(trial.number)
                 except optuna.exceptions.UpdateFinishedTrialError:
                     continue  # another driver ended it first
             return ended
@@ -440,11 +472,15 @@ class Recorder:
 
     # -- trials ----------------------------------------------------------------------------
 
-    def ask(self) -> TrialTicket:
+    def ask(self, log_file: Callable[[int], Path] | None = None) -> TrialTicket:
         """Create a RUNNING trial with parameters from the study's searcher.
 
         The sampler is seeded for the number the new trial will get (the count of stored
         trials), so the stored history alone decides the parameters.
+
+        Args:
+            log_file: Where the trial's own output goes, given its number; stored on the trial
+                (user attribute ``log_file``).
         """
         upcoming = self.storage.get_n_trials(self._study_id)
         self.study.sampler = self._searcher.sampler(upcoming)
@@ -453,9 +489,11 @@ class Recorder:
             # The heartbeat is recorded by the driver (see `beat`), not by Study.optimize.
             warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
             trial = self.study.ask()
+            # The parameters are kept and written with the seed in one transaction.
+            buffer = _rdb.ParamBuffer(trial.storage)
+            trial.storage = buffer  # type: ignore[assignment]
             params = _optuna.suggest(self._space, trial)
         self._trial_ids[trial.number] = trial._trial_id
-        self.beat([trial.number])
         seed = derive_seed(self._master_seed, "trial", trial.number)
         rerun_of = trial.user_attrs.get("rerun_of")
         if isinstance(rerun_of, int):
@@ -463,12 +501,18 @@ class Recorder:
             original = self.study._storage.get_trial_user_attrs(self._trial_id(rerun_of))
             if isinstance(original.get("seed"), int):
                 seed = original["seed"]
-        self._set_attrs(trial.number, {"seed": seed, "hpsearch_version": __version__})
+        _rdb.write(
+            self.storage,
+            trial._trial_id,
+            params=buffer.params,
+            user_attrs={
+                "seed": seed,
+                "hpsearch_version": __version__,
+                **({"log_file": str(log_file(trial.number))} if log_file else {}),
+            },
+            first_heartbeat=self._beats,
+        )
         return TrialTicket(number=trial.number, params=params, seed=seed)
-
-    def set_log_file(self, number: int, path: Path) -> None:
-        """Store where the trial's own output goes (user attribute ``log_file``)."""
-        self._set_attrs(number, {"log_file": str(path)})
 
     def record_epoch(self, number: int, result: Mapping[str, Any]) -> None:
         """Store one epoch's value of the progress metric as an intermediate value."""
@@ -478,17 +522,27 @@ class Recorder:
             self.storage.set_trial_intermediate_value(self._trial_id(number), epoch, float(value))
 
     def finish(self, number: int, outcome: Outcome, history: Any) -> None:
-        """End a trial as its outcome says: state, values and the attributes that explain it."""
-        attrs = _final_attrs(outcome, history)
-        self._set_attrs(number, attrs)
-        if outcome.state == "COMPLETE":
-            self.study.tell(number, list(outcome.values or ()))
-        elif outcome.state == "PRUNED":
-            # Not `tell`: for a single-objective study it would store the last intermediate
-            # value (the scheduler's metric) as the objective's value.
-            self.storage.set_trial_state_values(self._trial_id(number), TrialState.PRUNED)
-        else:
-            self.study.tell(number, state=TrialState.FAIL)
+        """End a trial as its outcome says: state, values and the attributes that explain it.
+
+        One transaction writes it all (see :mod:`hpsearch.results._rdb`). Not Optuna's
+        ``tell``: it writes each attribute on its own, and for a single-objective study it
+        would store the last intermediate value (the scheduler's metric) as a PRUNED trial's
+        value. The searcher's ``after_trial`` hook, which ``tell`` would call, is called here.
+        """
+        trial_id = self._trial_id(number)
+        state = TrialState[outcome.state]
+        values = list(outcome.values or ()) if state == TrialState.COMPLETE else None
+        sampler = self.study.sampler
+        if type(sampler).after_trial is not optuna.samplers.BaseSampler.after_trial:
+            sampler.after_trial(self.study, self.storage.get_trial(trial_id), state, values)
+        _rdb.write(
+            self.storage,
+            trial_id,
+            user_attrs={k: _jsonable(v) for k, v in _final_attrs(outcome).items()},
+            system_attrs={HISTORY_KEY: _jsonable(history)} if history else None,
+            state=state,
+            values=values,
+        )
 
     def _trial_id(self, number: int) -> int:
         if number not in self._trial_ids:
@@ -497,13 +551,8 @@ class Recorder:
             )
         return self._trial_ids[number]
 
-    def _set_attrs(self, number: int, attrs: Mapping[str, Any]) -> None:
-        trial_id = self._trial_id(number)
-        for key, value in attrs.items():
-            self.storage.set_trial_user_attr(trial_id, key, _jsonable(value))
 
-
-def _final_attrs(outcome: Outcome, history: Any) -> dict[str, Any]:
+def _final_attrs(outcome: Outcome) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         key: value for key, value in outcome.last.items() if key not in _NOT_METRICS
     }
@@ -511,8 +560,6 @@ def _final_attrs(outcome: Outcome, history: Any) -> dict[str, Any]:
     attrs["stop_reason"] = outcome.reason
     if outcome.error is not None:
         attrs["error"] = _ANSI.sub("", outcome.error)[-_MAX_ERROR_CHARS:]
-    if history:
-        attrs["history"] = history
     return attrs
 
 

@@ -51,6 +51,7 @@ from hpsearch.report import (
     family_table,
     pareto_figure,
 )
+from hpsearch.results.storage import trial_history
 
 __all__ = [
     "ReportFiles",
@@ -395,15 +396,11 @@ def history_figure(view: StudyView) -> Any:
 
 def _curve(trial: FrozenTrial, metric: str) -> list[tuple[int, float]]:
     """A trial's per-epoch values of ``metric``: its stored history, else intermediate values."""
-    history = trial.user_attrs.get("history")
     points: list[tuple[int, float]] = []
-    if isinstance(history, list):
-        for i, row in enumerate(history, start=1):
-            if not isinstance(row, Mapping):
-                continue
-            value, epoch = row.get(metric), row.get("epoch", i)
-            if isinstance(value, int | float) and math.isfinite(value) and isinstance(epoch, int):
-                points.append((epoch, float(value)))
+    for i, row in enumerate(trial_history(trial), start=1):
+        value, epoch = row.get(metric), row.get("epoch", i)
+        if isinstance(value, int | float) and math.isfinite(value) and isinstance(epoch, int):
+            points.append((epoch, float(value)))
     if not points:
         points = [
             (int(step), float(value))

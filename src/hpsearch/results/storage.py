@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from hpsearch.spec import Study
 
 __all__ = [
+    "HISTORY_KEY",
     "StudyRef",
     "load_existing_study",
     "mask_url",
@@ -28,9 +29,26 @@ __all__ = [
     "open_study",
     "resolve_study",
     "study_names",
+    "trial_history",
 ]
 
+#: Trial system attribute holding the per-epoch reports. A system attribute, not a user one:
+#: ``optuna trials`` and optuna-dashboard print every user attribute in a trial's row, and a
+#: history made each row thousands of characters wide. Readers go through
+#: :func:`trial_history`.
+HISTORY_KEY = "hpsearch:history"
+
 _EXAMPLE = "sqlite:///results/hpsearch.db"
+
+
+def trial_history(trial: optuna.trial.FrozenTrial) -> list[dict[str, Any]]:
+    """A stored trial's per-epoch reports, oldest first (empty when it reported none).
+
+    Studies recorded by earlier versions of hpsearch kept them in the ``history`` user
+    attribute; those are read as well.
+    """
+    history = trial.system_attrs.get(HISTORY_KEY, trial.user_attrs.get("history"))
+    return [dict(row) for row in history] if isinstance(history, list) else []
 
 
 def mask_url(url: str) -> str:

@@ -52,7 +52,7 @@ from hpsearch import lifecycle
 from hpsearch.errors import InputError
 from hpsearch.lifecycle import FailureStreak, Outcome, RunStop
 from hpsearch.prepare import PreparedStudy
-from hpsearch.recorder import STALE_AFTER_BEATS, Recorder
+from hpsearch.recorder import STALE_AFTER_BEATS, Recorder, TrialTicket
 from hpsearch.runner._progress import Progress
 from hpsearch.runner._resources import ResourcePlan, plan_resources
 from hpsearch.runner._worker import REPORT_KEY, TrialSetup, run_trial
@@ -171,19 +171,42 @@ class RecorderSearcher(_Unpicklable, Searcher):
             return None
         if counted + live >= self._remaining:
             return None  # the live trials may still complete the budget
-        shared = self._shared_budget()
-        if shared is not None and self._budget is not None:
-            stored_counted, stored_running = shared
-            if stored_counted >= self._budget:
-                return Searcher.FINISHED  # other drivers on the study spent the budget
-            if stored_counted + stored_running >= self._budget:
-                return None  # their running trials may still complete it
-        ticket = self._recorder.ask()
+        if self._budget is None:
+            ticket = self._ask()
+        else:
+            # A cheap look first (Tune asks on every step of its loop), then, under the lock
+            # every driver of the study takes, a fresh look and the ask itself: two drivers
+            # must not both take the budget's last place.
+            verdict = self._shared_verdict(self._shared_budget())
+            if verdict != "ask":
+                return verdict
+            with self._recorder.budget_lock():
+                self._shared = self._recorder.budget_use()
+                self._checked = time.monotonic()
+                verdict = self._shared_verdict(self._shared)
+                if verdict != "ask":
+                    return verdict
+                ticket = self._ask()
         self._checked = 0.0
         self._summary.numbers.append(ticket.number)
-        if self._log_dir is not None:
-            self._recorder.set_log_file(ticket.number, self._log_dir / _log_name(ticket.number))
         return {"number": ticket.number, "seed": ticket.seed, "params": ticket.params}
+
+    def _ask(self) -> TrialTicket:
+        log_dir = self._log_dir
+        return self._recorder.ask(
+            None if log_dir is None else lambda number: log_dir / _log_name(number)
+        )
+
+    def _shared_verdict(self, shared: tuple[int, int] | None) -> str | None:
+        """``ask``, None (not now) or FINISHED, from the study's stored budget use."""
+        if shared is None or self._budget is None:
+            return "ask"
+        stored_counted, stored_running = shared
+        if stored_counted >= self._budget:
+            return Searcher.FINISHED  # other drivers on the study spent the budget
+        if stored_counted + stored_running >= self._budget:
+            return None  # their running trials may still complete it
+        return "ask"
 
     def _shared_budget(self) -> tuple[int, int] | None:
         """The study's counted and RUNNING trials in storage, all drivers together.
