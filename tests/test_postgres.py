@@ -8,6 +8,7 @@ must end exactly once, in its true state.
 from __future__ import annotations
 
 import collections
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,10 +18,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from hpsearch.cli import main
 from hpsearch.lifecycle import counts_against_budget, decide
 from hpsearch.recorder import Recorder, open_storage
 from hpsearch.results.storage import trial_history
 from hpsearch.spec import load_study
+from postgres import Server
 
 CLI = Path(sys.executable).parent / "hpsearch"
 
@@ -108,3 +111,40 @@ def test_two_drivers_share_one_study_on_postgresql(
         Path(t.user_attrs["log_file"]).parent.parent.name for t in trials
     )
     assert len(by_driver) == 2 and min(by_driver.values()) >= 5, by_driver
+
+
+@pytest.mark.e2e
+def test_a_storage_password_appears_nowhere(
+    synthetic_study: Callable[..., Path],
+    postgres: Server,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The password in a storage URL is used, and never shown: not in the terminal (run,
+    report, export, a failure to connect), not in stored attributes, files or exported configs.
+    The test server trusts loopback, so any password connects."""
+    secret = "s3cretPW-9f2"
+    database = postgres.new_database()
+    url = database.replace("postgres@", f"postgres:{secret}@")
+    path = synthetic_study(storage=url, budget={"trials": 2, "epochs": 2})
+    assert main(["run", str(path)]) == 0
+    assert main(["report", str(path), "--no-images"]) == 0
+    assert main(["export", str(path), "--trial", "0", "-o", "exported.yaml"]) == 0
+    refused = database.rsplit(":", 1)[0] + ":1/nothing"
+    assert main(["ls", "--storage", refused.replace("postgres@", f"postgres:{secret}@")]) == 2
+    printed = capfd.readouterr()
+    assert secret not in printed.out + printed.err
+    assert "***" in printed.out + printed.err  # the URL is shown, masked
+
+    for file in Path(".").rglob("*"):
+        if (
+            file.is_file() and file.resolve() != path.resolve()
+        ):  # the study file is where the user wrote it
+            assert secret not in file.read_text(errors="replace"), file
+    stored = optuna.load_study(study_name="synthetic", storage=database)
+    assert len(stored.trials) == 2
+    everything = json.dumps(
+        [stored.user_attrs, stored._storage.get_study_system_attrs(stored._study_id)]
+        + [[t.user_attrs, t.system_attrs] for t in stored.trials],
+        default=str,
+    )
+    assert secret not in everything

@@ -724,6 +724,11 @@ def _report_study() -> optuna.Study:
     )
     study.set_user_attr("seed", 20201)
     study.set_user_attr("searcher", "tpe")
+    study.set_user_attr("hardware", "1 node: gpu01 16 CPUs, 1 GPU (H100), 64 GiB for Ray")
+    study.set_user_attr("versions", {"ray": "2.60.0", "tensorflow": "2.21.0"})
+    study.set_user_attr(
+        "runs", [{"started": "2026-11-23T10:00:00", "ray_address": "local", "nodes": [{}]}]
+    )
     study.set_user_attr("baseline", {"metric": "test_accuracy", "value": 0.763, "name": "cut"})
     complete = TrialState.COMPLETE
     _report_trial(study, complete, [0.7, 0.8, 0.85, 0.90], 20.0, "complete", 0.01)  # 0 front
@@ -843,6 +848,11 @@ def test_report_page_history_curves_and_tables(tmp_path: Path) -> None:
     provenance = dict(map(tuple, tables["Provenance"].rows))  # type: ignore[arg-type]
     assert provenance["split sizes"] == json.dumps({"train": 1866, "val": _N_VAL, "test": 400})
     assert provenance["seed"] == "20201"
+    assert (
+        provenance["hardware (latest run)"] == "1 node: gpu01 16 CPUs, 1 GPU (H100), 64 GiB for Ray"
+    )
+    assert provenance["packages (latest run)"] == "ray 2.60.0, tensorflow 2.21.0"
+    assert provenance["runs"] == "2026-11-23T10:00:00 on local Ray, 1 node(s)"
 
 
 def test_report_page_of_a_study_without_a_complete_trial(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ trained, so these tests compare storage with the worker and measure training its
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import signal
 import socket
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import ray
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.cli import main
@@ -118,6 +120,13 @@ def test_asha_states_and_worker_reuse(synthetic_study: Callable[..., Path]) -> N
     written = {p.name for p in Path("results/ray").rglob("*") if p.is_file()}
     assert not {"progress.csv", "result.json", "params.json"} & written
     assert not [name for name in written if name.startswith("events.out.tfevents")]
+    # What the run ran on, for the report's provenance: this machine, these packages.
+    attrs = optuna.load_study(study_name="synthetic", storage=STORAGE).user_attrs
+    assert attrs["hardware"].startswith(f"1 node: {socket.gethostname()} ")
+    assert attrs["versions"]["ray"] == ray.__version__
+    (run,) = attrs["runs"]
+    assert run["ray_address"] == "local" and run["nodes"][0]["cpus"] == os.cpu_count()
+    assert attrs["budget"]["trials"] == 4 and attrs["scheduler"]["type"] == "asha"
 
 
 def test_trials_train_concurrently_and_resume_continues_the_search(

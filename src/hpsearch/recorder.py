@@ -44,7 +44,7 @@ from hpsearch.lifecycle import (
     decide,
 )
 from hpsearch.results import _rdb
-from hpsearch.results.storage import HISTORY_KEY
+from hpsearch.results.storage import HISTORY_KEY, mask_url, scrub_password
 from hpsearch.searchers import _optuna, make_searcher
 from hpsearch.seeding import derive_seed
 from hpsearch.spec import Study
@@ -118,7 +118,8 @@ def open_storage(
         raise InputError(
             source,
             "storage",
-            f"cannot open storage {url!r}: {type(exc).__name__}: {exc}",
+            f"cannot open storage {mask_url(url)!r}: {type(exc).__name__}: "
+            f"{scrub_password(str(exc), url)}",
             "give an SQLAlchemy URL such as sqlite:///results/hpsearch.db or "
             "postgresql+psycopg2://user:pass@host/db, and check the server is up",
         ) from exc
@@ -256,6 +257,8 @@ class Recorder:
                 "progress_metric": self._progress_metric,
                 "progress_mode": study.spec.scheduler.mode,
                 "searcher": study.spec.searcher.type,
+                "scheduler": study.spec.scheduler.model_dump(mode="json"),
+                "budget": study.spec.budget.model_dump(mode="json"),
                 "searcher_objectives": self._searcher.objectives_note(),
                 "input_stats": self._input_stats,
                 **self._provenance,
@@ -337,6 +340,33 @@ class Recorder:
             counts_against_budget(t.state.name, t.user_attrs.get("stop_reason")) for t in trials
         )
         return counted, sum(t.state == TrialState.RUNNING for t in trials)
+
+    def note_run(self, nodes: list[Mapping[str, Any]], *, address: str | None) -> None:
+        """Record what this run runs on: the Ray nodes and the package versions.
+
+        Appended to the study's ``runs`` (a resumed study may have run on other machines);
+        ``hardware`` and ``versions`` hold the latest, which the report shows.
+
+        Args:
+            nodes: The alive nodes, as ``ray.nodes()`` gives them.
+            address: The Ray cluster joined (None: local Ray).
+        """
+        from datetime import datetime
+
+        from hpsearch import provenance
+
+        versions = provenance.package_versions()
+        run = {
+            "started": datetime.now().isoformat(timespec="seconds"),
+            "ray_address": address or "local",
+            "nodes": [provenance.describe_node(node) for node in nodes],
+            "versions": versions,
+        }
+        runs = self.study.user_attrs.get("runs")
+        runs = [*runs, run] if isinstance(runs, list) else [run]
+        self.study.set_user_attr("runs", _jsonable(runs))
+        self.study.set_user_attr("hardware", provenance.summarize(nodes))
+        self.study.set_user_attr("versions", versions)
 
     @contextlib.contextmanager
     def budget_lock(self) -> Iterator[None]:

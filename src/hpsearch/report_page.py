@@ -43,6 +43,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch._version import __version__
+from hpsearch.provenance import package_versions
 from hpsearch.report import (
     FAMILY_PARAM,
     StudyView,
@@ -729,16 +730,23 @@ def counts_table(view: StudyView) -> HtmlTable:
     return HtmlTable("Trials by state and stop reason", ["state", "stop reason", "trials"], rows)
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+def _joined(versions: Any) -> str:
+    """``{"ray": "2.60.0", ...}`` as ``ray 2.60.0, ...``."""
+    if not isinstance(versions, Mapping):
+        return ""
+    return ", ".join(f"{name} {version}" for name, version in versions.items())
 
-    found = {}
-    for package in ("optuna", "optuna-dashboard", "ray", "tensorflow", "keras", "numpy", "plotly"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    return found
+
+def _runs(runs: Any) -> str:
+    """When each run of the study started and where (a resumed study has several)."""
+    if not isinstance(runs, list):
+        return ""
+    return "; ".join(
+        f"{run.get('started', '?')} on {run.get('ray_address', '?')} Ray, "
+        f"{len(run.get('nodes', []))} node(s)"
+        for run in runs
+        if isinstance(run, Mapping)
+    )
 
 
 def _short(value: Any, limit: int = 300) -> str:
@@ -774,13 +782,11 @@ def provenance_table(view: StudyView) -> HtmlTable:
         ],
         ["budget (epochs per trial)", _short(attrs.get("epochs", unknown))],
         ["budget", _short(attrs.get("budget", unknown))],
-        ["hardware", _short(attrs.get("hardware", unknown))],
+        ["hardware (latest run)", _short(attrs.get("hardware", unknown))],
+        ["runs", _short(_runs(attrs.get("runs")) or unknown)],
         ["written by hpsearch", _short(attrs.get("hpsearch_version", unknown))],
-        [
-            "report made with",
-            f"hpsearch {__version__}, python {platform.python_version()}, "
-            + ", ".join(f"{k} {v}" for k, v in _versions().items()),
-        ],
+        ["packages (latest run)", _short(_joined(attrs.get("versions")) or unknown)],
+        ["report made with", _joined(package_versions())],
         ["report machine", f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()})"],
     ]
     return HtmlTable("Provenance", ["", ""], rows)

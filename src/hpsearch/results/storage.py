@@ -28,6 +28,7 @@ __all__ = [
     "open_existing_storage",
     "open_study",
     "resolve_study",
+    "scrub_password",
     "study_names",
     "trial_history",
 ]
@@ -71,7 +72,7 @@ def mask_url(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def _scrub(text: str, url: str) -> str:
+def scrub_password(text: str, url: str) -> str:
     """``text`` with the password of ``url`` (if any) replaced by ``***``."""
     try:
         from sqlalchemy.engine import make_url
@@ -147,7 +148,7 @@ def open_existing_storage(
             source,
             "storage",
             f"cannot read an Optuna storage at {shown}: {type(exc).__name__}: "
-            f"{_scrub(str(exc).splitlines()[0] if str(exc) else '', url)}",
+            f"{scrub_password(str(exc).splitlines()[0] if str(exc) else '', url)}",
             "give the URL of a storage `hpsearch run` wrote, and check the server is up",
         ) from exc
     return storage

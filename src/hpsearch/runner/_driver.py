@@ -53,6 +53,7 @@ from hpsearch.errors import InputError
 from hpsearch.lifecycle import FailureStreak, Outcome, RunStop
 from hpsearch.prepare import PreparedStudy
 from hpsearch.recorder import STALE_AFTER_BEATS, Recorder, TrialTicket
+from hpsearch.results.storage import mask_url
 from hpsearch.runner._progress import Progress
 from hpsearch.runner._resources import ResourcePlan, plan_resources
 from hpsearch.runner._worker import REPORT_KEY, TrialSetup, run_trial
@@ -722,6 +723,7 @@ def run_study(
     held = contextlib.ExitStack()
     try:
         plan = plan_resources(study, _alive_nodes(), remaining)
+        recorder.note_run([n for n in ray.nodes() if n.get("Alive")], address=address)
         summary = RunSummary(interrupted=leftovers, plan=plan)
         summary.requeued = recorder.rerun_cut(remaining)
         if summary.requeued:
@@ -733,7 +735,7 @@ def run_study(
         console.print(
             f"[bold]Running[/] {remaining} trial(s) of {spec.name!r}, {plan.concurrency} at a "
             f"time ({plan.cpus:g} CPU{f', {plan.gpus:.4g} GPU' if plan.gpus else ''} each), "
-            f"up to {spec.budget.epochs} epochs, storage {spec.storage}"
+            f"up to {spec.budget.epochs} epochs, storage {mask_url(spec.storage)}"
         )
         console.print(
             f"Watch it live: hpsearch dashboard {study.source}", highlight=False, soft_wrap=True
