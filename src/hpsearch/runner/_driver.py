@@ -54,9 +54,10 @@ from hpsearch.lifecycle import FailureStreak, Outcome, RunStop
 from hpsearch.prepare import PreparedStudy
 from hpsearch.recorder import STALE_AFTER_BEATS, Recorder, TrialTicket
 from hpsearch.results.storage import mask_url
+from hpsearch.runner import _cluster
 from hpsearch.runner._progress import Progress
 from hpsearch.runner._resources import ResourcePlan, plan_resources
-from hpsearch.runner._worker import REPORT_KEY, TrialSetup, run_trial
+from hpsearch.runner._worker import PLACEMENT_KEYS, REPORT_KEY, TrialSetup, run_trial
 from hpsearch.spec import StudySpec
 
 
@@ -306,7 +307,7 @@ class RecorderCallback(_Unpicklable, Callback):
             {
                 k: v
                 for k, v in own.items()
-                if not k.startswith("test_") and k not in ("complete", "n_params", "worker_pid")
+                if not k.startswith("test_") and k not in ("complete", "n_params", *PLACEMENT_KEYS)
             }
         )
         self._recorder.record_epoch(number, own)
@@ -580,11 +581,16 @@ def _error_text(trial: Trial) -> str:
     return str(trial.get_error() or "the trial raised an error (Tune saved no text)")
 
 
-def _start_ray(address: str | None) -> bool:
+def _start_ray(address: str | None, runtime_env: dict[str, Any] | None = None) -> bool:
     """Start local Ray (or join ``address``); return whether we own the instance.
 
+    Args:
+        address: A Ray cluster to join; None starts a local instance.
+        runtime_env: The job's runtime environment (the code a cluster's nodes import, see
+            :mod:`hpsearch.runner._cluster`); Ray uploads its folders here, in ``ray.init``.
+
     Raises:
-        InputError: ``--address`` names no reachable Ray cluster.
+        InputError: ``--address`` names no reachable Ray cluster, or one that refuses us.
     """
     if ray.is_initialized():
         return False
@@ -599,6 +605,7 @@ def _start_ray(address: str | None) -> bool:
     try:
         ray.init(
             address=address,
+            runtime_env=runtime_env,
             include_dashboard=False,
             log_to_driver=False,
             logging_level=logging.ERROR,
@@ -608,16 +615,43 @@ def _start_ray(address: str | None) -> bool:
             from hpsearch.runner import _reaper
 
             _reaper.start()
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
         if address is None:
             raise
+        if _refused_for_auth(exc):
+            fix = (
+                "the cluster uses token authentication (Ray does when its head found a token "
+                "in ~/.ray/auth_token): run with RAY_AUTH_MODE=token and the cluster's token in "
+                "~/.ray/auth_token or RAY_AUTH_TOKEN, as on every node"
+            )
+        else:
+            fix = "start one (`ray start --head`) or leave --address out to run locally"
+        first = str(exc).strip().splitlines()
         raise InputError(
             "--address",
             "address",
-            f"cannot join a Ray cluster at {address!r}: {exc}",
-            "start one (`ray start --head`) or leave --address out to run locally",
+            f"cannot join a Ray cluster at {address!r}: {first[0] if first else exc}",
+            fix,
         ) from exc
     return True
+
+
+def _refused_for_auth(exc: BaseException) -> bool:
+    """Whether joining a cluster failed on Ray's token authentication.
+
+    Ray retries the connection and then raises a plain ``ConnectionError``; the refusal
+    itself is an ``AuthenticationError`` (or its text) further down the exception's chain.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ray.exceptions.AuthenticationError) or (
+            "InvalidAuthToken" in str(current)
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _probe(address: str) -> None:
@@ -647,6 +681,21 @@ def _probe(address: str) -> None:
 def _alive_nodes() -> list[dict[str, float]]:
     """Each alive node's resources, e.g. ``{"CPU": 16.0, "GPU": 1.0, ...}``."""
     return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+
+
+def _trial_nodes(plan: ResourcePlan) -> list[dict[str, Any]]:
+    """The alive nodes (as ``ray.nodes()`` gives them) that can hold one trial of ``plan``.
+
+    Only those must have the data: a head started with ``--num-cpus 0`` runs no trial.
+    """
+    eps = 1e-9
+    return [
+        node
+        for node in ray.nodes()
+        if node.get("Alive")
+        and node["Resources"].get("CPU", 0.0) + eps >= plan.cpus
+        and node["Resources"].get("GPU", 0.0) + eps >= plan.gpus
+    ]
 
 
 def _make_scheduler(spec: StudySpec, decisions: _DecisionsKept) -> TrialScheduler:
@@ -717,13 +766,28 @@ def run_study(
         )
         return summary
 
-    owns_ray = _start_ray(address)
+    on_cluster = address not in (None, "local")
+    shipped: str | None = None
+    if on_cluster and not ray.is_initialized():
+        # A cluster's nodes need not share the driver's disk: the code goes with the job.
+        with _cluster.shipment(prepared.objective_ref, source=study.source) as shipment:
+            owns_ray = _start_ray(address, runtime_env=shipment.runtime_env)
+        shipped = shipment.objective
+    else:
+        owns_ray = _start_ray(address)
     # The signal handlers stay until Ray is shut down: a second Ctrl-C while a lingering
     # trial holds up the shutdown must still stop at once.
     held = contextlib.ExitStack()
     try:
         plan = plan_resources(study, _alive_nodes(), remaining)
         recorder.note_run([n for n in ray.nodes() if n.get("Alive")], address=address)
+        if on_cluster:
+            # Local Ray shares the driver's disk, where prepare() already read the data.
+            _cluster.check_data_on_nodes(
+                [shard.path for shard in prepared.data.dataset.files],
+                _trial_nodes(plan),
+                source=study.source,
+            )
         summary = RunSummary(interrupted=leftovers, plan=plan)
         summary.requeued = recorder.rerun_cut(remaining)
         if summary.requeued:
@@ -748,6 +812,7 @@ def run_study(
             gpus=plan.gpus,
             deterministic=spec.deterministic,
             input_stats=prepared.input_stats,
+            shipped_objective=shipped,
         )
         deadline = time.monotonic() + spec.budget.seconds if spec.budget.seconds else None
         run_stop = RunStop(FailureStreak(spec.budget.max_failures_in_a_row), deadline)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +23,11 @@ from hpsearch.objective import DataRef, TrialContext, TrialFailed, load_objectiv
 #: Key under which a report carries exactly what the objective reported (Ray adds its own keys,
 #: such as ``time_total_s`` and ``pid``, beside it at the top level).
 REPORT_KEY = "hpsearch"
+
+#: What the worker adds to every report about where the trial runs: its process, its Ray node
+#: and host (and, on a GPU, the devices it sees). Stored with the trial as user attributes
+#: from the last report; bookkeeping, not metrics, so kept out of the per-epoch history.
+PLACEMENT_KEYS = ("worker_pid", "node", "hostname", "cuda_visible_devices")
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,9 @@ class TrialSetup:
         deterministic: Turn on TensorFlow's op determinism (``study.deterministic``).
         input_stats: The study's input normalisation, computed once on the training split.
         log_dir: Where each trial's own output goes, one file per trial (None: the worker's).
+        shipped_objective: Where the objective is on a cluster node, when the driver sent it
+            with the job (see :func:`hpsearch.runner._cluster.locate_objective`); None: import
+            ``objective_file`` itself.
     """
 
     objective_file: str
@@ -46,6 +56,7 @@ class TrialSetup:
     deterministic: bool = False
     input_stats: Mapping[str, Any] = field(default_factory=dict)
     log_dir: str | None = None
+    shipped_objective: str | None = None
 
 
 def tensorflow_env(cpus: float, gpus: float, *, deterministic: bool = False) -> dict[str, str]:
@@ -79,16 +90,20 @@ class ReportChannel:
 
     Args:
         send: ``ray.tune.report`` (or any callable taking a dict, in tests).
+        where: Where the trial runs (see :func:`placement`), added to every report.
     """
 
-    def __init__(self, send: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self, send: Callable[[dict[str, Any]], None], where: Mapping[str, Any] | None = None
+    ) -> None:
         self._send = send
+        self._where = dict(where or {})
         self.completed = False
         self.last_epoch = 0
 
     def __call__(self, metrics: Mapping[str, Any]) -> None:
         """Send one epoch's metrics."""
-        own = {**metrics, "worker_pid": os.getpid()}
+        own = {**metrics, "worker_pid": os.getpid(), **self._where}
         self.completed = self.completed or bool(metrics.get("complete"))
         self.last_epoch = int(metrics.get("epoch", self.last_epoch) or 0)
         self._send({**metrics, REPORT_KEY: own})
@@ -142,11 +157,46 @@ def trial_output(path: Path | None) -> Iterator[None]:
                 os.close(fd)
 
 
+def placement(gpus: float) -> dict[str, Any]:
+    """Where this worker runs: its Ray node id and host, and the GPUs it sees when it has any.
+
+    On a cluster the stored trial then says which machine trained it (where its log file is,
+    which node was slow or failed); on a GPU, which device it shared with which trials.
+    """
+    import ray
+
+    where: dict[str, Any] = {
+        "node": ray.get_runtime_context().get_node_id(),
+        "hostname": socket.gethostname(),
+    }
+    if gpus > 0:
+        where["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return where
+
+
+def trial_log(log_dir: str | None, number: int) -> Path | None:
+    """The trial's log file: in the run's folder, or a temporary one where that cannot be made.
+
+    The run's folder is a path on the driver's machine; a cluster node may have no right to
+    make it (another user, no such home). The trial must not fail for its log: its output then
+    goes to the node's temporary folder (the stored ``hostname`` says which node).
+    """
+    if not log_dir:
+        return None
+    folder = Path(log_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        folder = Path(tempfile.gettempdir()) / "hpsearch_trial_logs" / folder.parent.name
+    return folder / f"trial_{number:05d}.log"
+
+
 def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """Ray Tune function trainable: train one trial, reporting each epoch to Tune."""
-    number = int(config["number"])
-    log = Path(setup.log_dir) / f"trial_{number:05d}.log" if setup.log_dir else None
-    with trial_output(log):
+    with trial_output(trial_log(setup.log_dir, int(config["number"]))):
         _train(config, setup)
 
 
@@ -162,8 +212,13 @@ def _train(config: dict[str, Any], setup: TrialSetup) -> None:
     os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")
     if "keras" in sys.modules:  # a reused worker: drop the previous trial's models and graphs
         sys.modules["keras"].backend.clear_session()
-    objective = load_objective(setup.objective_file)
-    channel = ReportChannel(tune.report)
+    if setup.shipped_objective is not None:
+        from hpsearch.runner._cluster import locate_objective
+
+        objective = load_objective(locate_objective(setup.shipped_objective))
+    else:
+        objective = load_objective(setup.objective_file)
+    channel = ReportChannel(tune.report, placement(setup.gpus))
     ctx = TrialContext(
         number=int(config["number"]),
         params=config["params"],
