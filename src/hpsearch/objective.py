@@ -277,6 +277,10 @@ def load_objective(path: str | Path, *, source: str | Path = "study") -> ModuleT
         )
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    # As `python FILE` does: the file's folder is on the path, so that it imports the modules
+    # beside it (on a cluster node, hpsearch.runner._cluster ships that folder for them).
+    if str(file.parent) not in sys.path:
+        sys.path.append(str(file.parent))
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
@@ -318,4 +322,47 @@ def _checked(module: ModuleType, file: Path, name: str) -> ModuleType:
             "the objective file defines no METRICS tuple",
             'define `METRICS = ("val_accuracy", ...)`, the metrics it reports',
         )
+    problem = _declaration_problem(module)
+    if problem is not None:
+        sys.modules.pop(name, None)
+        key, text, fix = problem
+        raise InputError(file, key, text, fix)
     return module
+
+
+#: What an objective file's optional ``TARGET`` and ``DIRECTIONS`` may say.
+_TARGETS = ("classification", "regression")
+_DIRECTIONS = ("maximize", "minimize")
+
+
+def _declaration_problem(module: ModuleType) -> tuple[str, str, str] | None:
+    """What is wrong with the file's ``TARGET`` or ``DIRECTIONS``, as (key, problem, fix).
+
+    Both say how hpsearch reads the task the file defines (the data's targets, which way a
+    metric is better); a typo in either would otherwise surface inside the data checks as a
+    crash, or, for a direction, not at all: the search would quietly rank trials backwards.
+    """
+    target = getattr(module, "TARGET", "classification")
+    if target not in _TARGETS:
+        return (
+            "TARGET",
+            f"TARGET is {target!r}",
+            'write TARGET = "classification" (the default) or TARGET = "regression"',
+        )
+    directions = getattr(module, "DIRECTIONS", None)
+    if directions is None:
+        return None
+    example = 'write e.g. DIRECTIONS = {"val_auc": "maximize"}: maximize or minimize per metric'
+    if not isinstance(directions, Mapping):
+        return "DIRECTIONS", f"DIRECTIONS is a {type(directions).__name__}, not a dict", example
+    metrics = {*module.METRICS, *REQUIRED_METRICS}
+    for metric, direction in directions.items():
+        if metric not in metrics:
+            return (
+                f"DIRECTIONS[{metric!r}]",
+                f"{metric!r} is not one of METRICS {list(module.METRICS)}",
+                f"add it to METRICS, or correct the name; {example}",
+            )
+        if direction not in _DIRECTIONS:
+            return f"DIRECTIONS[{metric!r}]", f"the direction is {direction!r}", example
+    return None

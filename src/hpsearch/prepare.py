@@ -13,10 +13,11 @@ from __future__ import annotations
 import glob
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console
 
@@ -34,8 +35,19 @@ from hpsearch.data import (
 from hpsearch.errors import InputError
 from hpsearch.objective import DataRef, is_module_name, load_objective
 from hpsearch.seeding import derive_seed
-from hpsearch.spec import FileSplit, IndexSplit, LabelSplit, SearchSpace, Study, check_metrics
+from hpsearch.spec import (
+    Choice,
+    FileSplit,
+    IndexSplit,
+    LabelSplit,
+    SearchSpace,
+    Study,
+    check_metrics,
+)
 from hpsearch.tasks import Task, custom_task
+
+if TYPE_CHECKING:
+    from hpsearch.models import Param
 
 
 @dataclass(frozen=True)
@@ -365,8 +377,16 @@ def fit_space(study: Study, task: Task, info: DatasetInfo, console: Console) -> 
     spend trials on models that cannot be built.
 
     Raises:
-        InputError: The user's space offers a family that cannot read the data.
+        InputError: The user's space offers a family that cannot read the data, or a model,
+            optimizer or schedule hpsearch cannot build (see :func:`check_choices`).
     """
+    fitted = _fit_to_rank(study, task, info, console)
+    check_choices(study)  # after the rank: a family that cannot read the data says more
+    return fitted
+
+
+def _fit_to_rank(study: Study, task: Task, info: DatasetInfo, console: Console) -> SearchSpace:
+    """:func:`fit_space`'s cut to the families that read the data's input rank."""
     space = study.space
     options = space.choice_options(FAMILY_CHOICE)
     if options is None or study.task is None:
@@ -400,6 +420,66 @@ def fit_space(study: Study, task: Task, info: DatasetInfo, console: Console) -> 
         f"{info.event_shape}",
         f"remove the option; families for this data: {', '.join(fitting) or 'none'}",
     )
+
+
+def _buildable() -> dict[str, Mapping[str, tuple[Param, ...]]]:
+    """The choices of the families format, each option's parameters by option name."""
+    from hpsearch.models import FAMILIES, OPTIMIZERS, SCHEDULES
+
+    return {
+        FAMILY_CHOICE: {name: family.params for name, family in FAMILIES.items()},
+        "optimizer": OPTIMIZERS,
+        "lr_schedule": SCHEDULES,
+    }
+
+
+def check_choices(study: Study) -> None:
+    """Refuse a built-in task's space offering a model, optimizer or schedule it cannot build.
+
+    The families format (a top-level ``model`` choice, see :mod:`hpsearch.models`) builds
+    each trial's choice by name; an option name with a typo (``resnett``), or a parameter the
+    option does not take, would otherwise pass every check and fail in every trial that drew
+    it, after the search had spent its budget on them. Only a task hpsearch ships reads this
+    format; a study's own objective file may give a ``model`` choice any meaning.
+
+    Raises:
+        InputError: An option hpsearch does not know, or one given a parameter it does not
+            take or not given one it needs; the message names the space file and the key.
+    """
+    space = study.space
+    if study.task is None or space.choice_options(FAMILY_CHOICE) is None:
+        return
+    for choice, table in _buildable().items():
+        node = space.tree.get(choice)
+        if not isinstance(node, Choice):
+            continue
+        for option, body in node.options.items():
+            where = f"params.{choice}.options.{option}"
+            if option not in table:
+                raise InputError(
+                    space.source,
+                    where,
+                    f"hpsearch has no {choice} {option!r}",
+                    f"use one of {', '.join(table)}",
+                )
+            params = table[option]
+            takes = [param.name for param in params]
+            unknown = [key for key in body if key not in takes]
+            if unknown:
+                raise InputError(
+                    space.source,
+                    f"{where}.{unknown[0]}",
+                    f"{choice} {option!r} takes no parameter {unknown[0]!r}",
+                    f"use its parameters: {', '.join(takes) or 'none'}",
+                )
+            missing = [param.name for param in params if param.required and param.name not in body]
+            if missing:
+                raise InputError(
+                    space.source,
+                    where,
+                    f"{choice} {option!r} needs {', '.join(missing)}, which the space lacks",
+                    f"add {', '.join(missing)} under it (searched or constant)",
+                )
 
 
 def compute_input_stats(objective: ModuleType, data: DataRef, source: str | Path) -> dict[str, Any]:

@@ -91,9 +91,19 @@ def open_storage(
         InputError: The URL is not one SQLAlchemy can open.
     """
     if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
+        path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
         if str(path) not in ("", ":memory:"):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a file where the folder should be, no permission
+                raise InputError(
+                    source,
+                    "storage",
+                    f"cannot make the folder {path.parent} of storage {mask_url(url)!r}: "
+                    f"{exc.strerror or exc}",
+                    "give a storage in a folder that exists or can be made, e.g. "
+                    "sqlite:///results/hpsearch.db",
+                ) from exc
     beat = None if heartbeat_seconds is None else max(1, math.ceil(heartbeat_seconds))
     try:
         for attempt in range(_CREATE_ATTEMPTS):
@@ -115,11 +125,14 @@ def open_storage(
                     raise
                 time.sleep(0.5 * (attempt + 1))
     except Exception as exc:
+        # SQLAlchemy's text goes on with the SQL and a link (the driver's, with a hint): the
+        # first line says what failed, and the message stays one line.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise InputError(
             source,
             "storage",
             f"cannot open storage {mask_url(url)!r}: {type(exc).__name__}: "
-            f"{scrub_password(str(exc), url)}",
+            f"{scrub_password(first, url)}",
             "give an SQLAlchemy URL such as sqlite:///results/hpsearch.db or "
             "postgresql+psycopg2://user:pass@host/db, and check the server is up",
         ) from exc

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
+
+from hpsearch.errors import HpsearchError
 
 if TYPE_CHECKING:
     from hpsearch.spec import Study
+
+#: A command's handler: the parsed arguments and the console for progress -> exit status.
+Handler = Callable[[argparse.Namespace, Console], int]
 
 
 def study_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +34,37 @@ def study_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a study field, e.g. --set budget.trials=4 (repeatable)",
     )
     parser.add_argument("--storage", help="Optuna storage URL (overrides the study's)")
+
+
+def debug_argument(parser: argparse.ArgumentParser) -> None:
+    """``--debug``: also show the traceback of an error told in one line (see :func:`traced`)."""
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, print its traceback too (for a bug report)",
+    )
+
+
+def traced(handler: Handler) -> Handler:
+    """``handler``, printing the traceback of an hpsearch error first when ``--debug`` is given.
+
+    A user's mistake is told in one line that names the file, the key and the fix; the
+    traceback would only bury it. When the line itself looks wrong (a check that misfires),
+    ``--debug`` shows where it was raised. The error then goes on to the CLI's handler, which
+    prints the line and sets the exit status as without ``--debug``.
+    """
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace, console: Console) -> int:
+        try:
+            return handler(args, console)
+        except HpsearchError as exc:
+            if getattr(args, "debug", False):
+                text = "".join(traceback.format_exception(exc)).rstrip()
+                console.print(escape(text), highlight=False, soft_wrap=True)
+            raise
+
+    return run
 
 
 def load(args: argparse.Namespace) -> Study:

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from hpsearch.cli._common import html_path, load, stdout, study_arguments
+from hpsearch.cli._common import (
+    debug_argument,
+    html_path,
+    load,
+    stdout,
+    study_arguments,
+    traced,
+)
 
 if TYPE_CHECKING:
     from hpsearch.prepare import PreparedStudy
@@ -27,17 +34,33 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="configurations to run first (YAML: label -> parameters as the objective gets them)",
     )
-    run.set_defaults(handler=handle)
+    debug_argument(run)
+    run.set_defaults(handler=traced(handle))
 
 
 def handle(args: argparse.Namespace, console: Console) -> int:
-    """Check the study and its data, run its trials, print the report."""
+    """Check the study, its data and arguments, run its trials, print the report.
+
+    Everything a user can get wrong is checked before storage is opened: the study and its
+    space, ``--address``, the data and objective, the searcher against the space, the enqueue
+    file. A refused run leaves the storage as it found it (no new study, no queued trial).
+    """
     from hpsearch.prepare import prepare
     from hpsearch.recorder import Recorder, open_storage
     from hpsearch.report import print_report
+    from hpsearch.searchers import make_searcher
+    from hpsearch.spec import load_enqueue
 
-    prepared = prepare(load(args), console)
+    loaded = load(args)
+    if args.address is not None:
+        from hpsearch.runner._address import check_address
+
+        check_address(args.address)
+    prepared = prepare(loaded, console)
     study = prepared.study
+    make_searcher(study)  # the Recorder makes it again; here its refusals precede storage
+    enqueue = args.enqueue or study.spec.enqueue
+    queue = load_enqueue(enqueue, study.space) if enqueue is not None else []
     storage = open_storage(
         study.spec.storage,
         source=(args.storage and "--storage") or study.source,
@@ -47,16 +70,15 @@ def handle(args: argparse.Namespace, console: Console) -> int:
         study, storage, input_stats=prepared.input_stats, provenance=prepared.provenance()
     )
     record_baseline(prepared, recorder, console)
-    enqueue = args.enqueue or study.spec.enqueue
     if enqueue is not None:
-        from hpsearch.spec import load_enqueue
-
-        queued = recorder.enqueue(load_enqueue(enqueue, study.space))
+        queued = recorder.enqueue(queue)
         console.print(f"Queued {queued} configuration(s) from {enqueue} to run first.")
 
+    from hpsearch.results.storage import mask_url
     from hpsearch.runner import run_study
 
-    storage_arg = f" --storage {args.storage}" if args.storage else ""
+    # The password stays out of the terminal; the user has it (or PGPASSWORD does).
+    storage_arg = f" --storage {mask_url(args.storage)}" if args.storage else ""
     resume = f"hpsearch run {args.study}{storage_arg}"
     summary = run_study(prepared, recorder, console=console, address=args.address)
     if summary.numbers:

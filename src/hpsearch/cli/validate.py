@@ -6,7 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from hpsearch.cli._common import load, stdout, study_arguments
+from hpsearch.cli._common import debug_argument, load, stdout, study_arguments, traced
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,16 +15,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "validate", help="check a study and its space, and print the space as a tree"
     )
     study_arguments(validate)
-    validate.set_defaults(handler=handle)
+    debug_argument(validate)
+    validate.set_defaults(handler=traced(handle))
 
 
 def handle(args: argparse.Namespace, console: Console) -> int:
     """Check the study, its space and searcher; print the space as a tree."""
+    from hpsearch.prepare import check_choices
     from hpsearch.searchers import make_searcher
     from hpsearch.spec import load_enqueue
     from hpsearch.spec.tree import space_tree
 
     study = load(args)
+    check_choices(study)
     searcher = make_searcher(study)
     if study.spec.enqueue is not None:
         load_enqueue(study.spec.enqueue, study.space)

@@ -22,7 +22,6 @@ import dataclasses
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -55,6 +54,7 @@ from hpsearch.prepare import PreparedStudy
 from hpsearch.recorder import STALE_AFTER_BEATS, Recorder, TrialTicket
 from hpsearch.results.storage import mask_url
 from hpsearch.runner import _cluster
+from hpsearch.runner._address import check_address
 from hpsearch.runner._progress import Progress
 from hpsearch.runner._resources import ResourcePlan, plan_resources
 from hpsearch.runner._worker import PLACEMENT_KEYS, REPORT_KEY, TrialSetup, run_trial
@@ -595,7 +595,7 @@ def _start_ray(address: str | None, runtime_env: dict[str, Any] | None = None) -
     if ray.is_initialized():
         return False
     if address is not None:
-        _probe(address)
+        check_address(address)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # hpsearch handles SIGINT itself (see _Signals).
@@ -652,30 +652,6 @@ def _refused_for_auth(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
-
-
-def _probe(address: str) -> None:
-    """Refuse at once an address where nothing listens: ``ray.init`` would wait forever.
-
-    Raises:
-        InputError: ``host:port`` (or ``ray://host:port``) refuses or times out a connection.
-    """
-    hostport = address.removeprefix("ray://")
-    host, sep, port = hostport.rpartition(":")
-    if address == "auto" or not sep or not port.isdigit():
-        return  # `auto` and other forms: Ray itself answers those quickly
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
-            pass
-    except OSError as exc:
-        raise InputError(
-            "--address",
-            "address",
-            f"nothing answers at {address!r} ({exc})",
-            "start the cluster (`ray start --head`) and give its address, e.g. "
-            "`--address HEAD_IP:6379` or `--address ray://HEAD_IP:10001`, or leave --address "
-            "out to run locally",
-        ) from exc
 
 
 def _alive_nodes() -> list[dict[str, float]]:

@@ -45,7 +45,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hpsearch.errors import InputError
-from hpsearch.spec._errors import raise_input_error
+from hpsearch.spec._errors import Invalid, raise_input_error
 
 Scalar = str | int | float | bool | None
 
@@ -66,13 +66,14 @@ class FloatParam(_Param):
     @model_validator(mode="after")
     def _check_range(self) -> Self:
         if self.low > self.high:
-            raise ValueError(
-                f"empty range: `low <= high` must hold, but low={self.low}, high={self.high}"
-            )
+            raise _empty_range(self.low, self.high)
         if self.log and self.low <= 0:
-            raise ValueError(f"a log-scaled range needs `low > 0`, but low={self.low}")
+            raise Invalid(
+                f"a log-scaled range needs `low > 0`, but low={self.low}",
+                "give low > 0 (e.g. 1.0e-6), or remove `log: true`",
+            )
         if self.log and self.step is not None:
-            raise ValueError("`step` and `log: true` cannot be combined")
+            raise _step_and_log()
         if self.step is not None:
             # Decimal arithmetic on the written numbers, as Optuna's FloatDistribution checks:
             # a step that divides the range only to within rounding would have Optuna move
@@ -81,9 +82,10 @@ class FloatParam(_Param):
             span, step = _decimal(self.high) - _decimal(self.low), _decimal(self.step)
             if span % step:
                 fitting = _decimal(self.low) + (span // step) * step
-                raise ValueError(
+                raise Invalid(
                     f"`step` must divide `high - low` exactly, but step={self.step} and "
-                    f"high - low = {span}; e.g. high={fitting}"
+                    f"high - low = {span}",
+                    f"give a step that divides high - low, or move high, e.g. high={fitting}",
                 )
         return self
 
@@ -106,18 +108,20 @@ class IntParam(_Param):
     @model_validator(mode="after")
     def _check_range(self) -> Self:
         if self.low > self.high:
-            raise ValueError(
-                f"empty range: `low <= high` must hold, but low={self.low}, high={self.high}"
-            )
+            raise _empty_range(self.low, self.high)
         if self.log and self.low < 1:
-            raise ValueError(f"a log-scaled integer range needs `low >= 1`, but low={self.low}")
+            raise Invalid(
+                f"a log-scaled integer range needs `low >= 1`, but low={self.low}",
+                "give low >= 1, or remove `log: true`",
+            )
         if self.log and self.step != 1:
-            raise ValueError("`step` and `log: true` cannot be combined")
+            raise _step_and_log()
         if (self.high - self.low) % self.step:
             fitting = self.high - (self.high - self.low) % self.step
-            raise ValueError(
+            raise Invalid(
                 f"`step` must divide `high - low`, but step={self.step} and "
-                f"high - low = {self.high - self.low}; e.g. high={fitting}"
+                f"high - low = {self.high - self.low}",
+                f"give a step that divides high - low, or move high, e.g. high={fitting}",
             )
         return self
 
@@ -136,20 +140,37 @@ class CategoricalParam(_Param):
     def _check_unique(self) -> Self:
         seen = [json.dumps(c) for c in self.choices]
         if len(set(seen)) != len(seen):
-            raise ValueError(f"choices must be distinct, but got {self.choices}")
+            raise Invalid(
+                f"choices must be distinct, but got {self.choices}",
+                "keep one of each choice",
+            )
         for i, first in enumerate(self.choices):
             for second in self.choices[i + 1 :]:
                 if first == second:  # 1 == true == 1.0 in Python, and so in Optuna's storage
-                    raise ValueError(
+                    raise Invalid(
                         f"choices {first!r} and {second!r} are the same value to Python and "
-                        f"Optuna (one would be stored as the other); keep one of them, or "
-                        "quote them as strings"
+                        "Optuna (one would be stored as the other)",
+                        "keep one of them, or quote them as strings",
                     )
         return self
 
     def size(self) -> int:
         """How many values it takes."""
         return len(self.choices)
+
+
+def _empty_range(low: float, high: float) -> Invalid:
+    return Invalid(
+        f"empty range: `low <= high` must hold, but low={low}, high={high}",
+        f"swap low and high (low: {high}, high: {low})",
+    )
+
+
+def _step_and_log() -> Invalid:
+    return Invalid(
+        "`step` and `log: true` cannot be combined",
+        "remove `step` (a log range is continuous) or `log: true`",
+    )
 
 
 def _decimal(value: float) -> Decimal:
@@ -678,11 +699,10 @@ def read_yaml_mapping(source: Path, *, what: str) -> dict[str, Any]:
             "keep one of them: YAML would silently use the last",
         ) from exc
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        raise InputError(
-            source, "", f"not valid YAML at {where}: {exc}", "fix the YAML syntax there"
-        ) from exc
+        problem, fix = _yaml_problem(exc)
+        raise InputError(source, "", problem, fix) from exc
+    if raw is None:
+        raise InputError(source, "", "the file is empty", f"write the {what} as `key: value` lines")
     if not isinstance(raw, dict):
         raise InputError(
             source,
@@ -691,3 +711,35 @@ def read_yaml_mapping(source: Path, *, what: str) -> dict[str, Any]:
             f"write the {what} as `key: value` lines",
         )
     return raw
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[str, str]:
+    """One line saying where and what PyYAML found, and the fix for the commonest slips.
+
+    PyYAML's own text spans several lines, quotes the source as ``<unicode string>`` and
+    repeats the offending line twice; the line, the column and the problem are what count.
+    """
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+    context = getattr(exc, "context", None) or ""
+    start = getattr(exc, "context_mark", None)
+    opened = f" at line {start.line + 1}" if start is not None else ""
+    text = f"not valid YAML at {where}: {problem}"
+    if context:
+        text += f" ({context}{opened})"
+    if "mapping values are not allowed" in problem:
+        fix = 'quote the value: a plain value must not hold ": " (write e.g. "a: b")'
+    elif "'\\t'" in problem:
+        fix = "indent with spaces: YAML does not allow tabs"
+    elif "flow mapping" in context:
+        fix = f"close the `{{` opened{opened} with `}}`, its items separated by commas"
+    elif "flow sequence" in context:
+        fix = f"close the `[` opened{opened} with `]`, its items separated by commas"
+    elif "quoted scalar" in context:
+        fix = f"close the quote opened{opened}"
+    elif "block end" in problem:
+        fix = "indent the line as far as the keys beside it"
+    else:
+        fix = "fix the YAML syntax there"
+    return text, fix

@@ -19,11 +19,12 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from hpsearch.errors import InputError
-from hpsearch.spec._errors import raise_input_error
+from hpsearch.spec._errors import Invalid, raise_input_error
 from hpsearch.spec._space import SearchSpace, load_space, read_yaml_mapping
 
 if TYPE_CHECKING:
@@ -47,7 +48,10 @@ class SplitSpec(_Strict):
     def _sums_to_one(self) -> Self:
         total = self.train + self.val + self.test
         if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"train + val + test must be 1, but they sum to {total:g}")
+            raise Invalid(
+                f"train + val + test must be 1, but they sum to {total:g}",
+                "make the three fractions add up to 1, e.g. {train: 0.7, val: 0.15, test: 0.15}",
+            )
         return self
 
     def fractions(self) -> tuple[float, float, float]:
@@ -82,7 +86,11 @@ class IndexSplit(_Strict):
     def _train_and_test(self) -> Self:
         missing = sorted({"train", "test"} - set(self.indices))
         if missing:
-            raise ValueError(f"indices needs datasets for train and test, missing {missing}")
+            raise Invalid(
+                f"indices needs datasets for train and test, missing {missing}",
+                "name the dataset of each part's event indices, e.g. "
+                "{train: idx/train, test: idx/test}",
+            )
         return self
 
 
@@ -96,7 +104,10 @@ class FileSplit(_Strict):
     def _train_and_test(self) -> Self:
         missing = sorted({"train", "test"} - set(self.files))
         if missing:
-            raise ValueError(f"files needs train and test files, missing {missing}")
+            raise Invalid(
+                f"files needs train and test files, missing {missing}",
+                "name each part's file(s), e.g. {train: data/train.h5, test: data/test.h5}",
+            )
         return self
 
     def paths(self) -> tuple[list[Path], list[str]]:
@@ -153,7 +164,11 @@ class GroupSpec(_Strict):
     @model_validator(mode="after")
     def _one_source_of_validation(self) -> Self:
         if self.val is not None and self.val_fraction is not None:
-            raise ValueError("give either val (groups) or val_fraction, not both")
+            raise Invalid(
+                "give either val (groups) or val_fraction, not both",
+                "remove either `val` or `val_fraction`",
+                key="val_fraction",
+            )
         return self
 
 
@@ -199,15 +214,35 @@ class DataSpec(_Strict):
     def _where_the_events_are(self) -> Self:
         files = isinstance(self.split, FileSplit)
         if files and self.path is not None:
-            raise ValueError("give either data.path or data.split.files, not both")
+            raise Invalid(
+                "give either data.path or data.split.files, not both",
+                "remove data.path: the split's files name the data",
+                key="path",
+            )
         if not files and self.path is None:
-            raise ValueError("data.path is required (or data.split.files)")
+            raise Invalid(
+                "data.path is required (or data.split.files)",
+                "add `data.path: FILE.h5` (a file, a list of files, or a glob)",
+                key="path",
+            )
         if self.groups is not None and "split" in self.model_fields_set:
-            raise ValueError("give either data.split or data.groups, not both")
+            raise Invalid(
+                "give either data.split or data.groups, not both",
+                "remove either data.split or data.groups",
+                key="groups",
+            )
         if isinstance(self.memory_budget_gb, float | int) and self.memory_budget_gb < 0:
-            raise ValueError(f"memory_budget_gb must be >= 0, got {self.memory_budget_gb}")
+            raise Invalid(
+                f"memory_budget_gb must be >= 0, got {self.memory_budget_gb}",
+                "give a number of GB >= 0 (0: always stream from disk), or auto",
+                key="memory_budget_gb",
+            )
         if self.simulate is not None and not isinstance(self.path, Path):
-            raise ValueError("data.simulate needs data.path to be one file")
+            raise Invalid(
+                "data.simulate needs data.path to be one file",
+                "give data.path as one file, or remove data.simulate",
+                key="simulate",
+            )
         return self
 
     def main_path(self) -> Path:
@@ -269,11 +304,17 @@ class SearcherSpec(_Strict):
         unknown = sorted(self.model_fields_set - {"type"} - SEARCHER_SETTINGS[self.type])
         if unknown:
             takes = ", ".join(sorted(SEARCHER_SETTINGS[self.type])) or "no settings"
-            raise ValueError(f"searcher {self.type!r} does not take {unknown}; it takes {takes}")
+            raise Invalid(
+                f"searcher {self.type!r} does not take {unknown}; it takes {takes}",
+                f"remove {', '.join(unknown)}, or choose a searcher that takes it",
+            )
         if self.weights is not None and (
             not self.weights or not any(self.weights) or any(w < 0 for w in self.weights)
         ):
-            raise ValueError(f"weights must be >= 0 and not all 0, got {self.weights}")
+            raise Invalid(
+                f"weights must be >= 0 and not all 0, got {self.weights}",
+                "give one weight >= 0 per objective, at least one of them above 0",
+            )
         return self
 
 
@@ -296,15 +337,19 @@ class SchedulerSpec(_Strict):
 
     @model_validator(mode="after")
     def _settings_of_this_type(self) -> Self:
-        takes = {
+        settings = {
             "asha": {"reduction_factor"},
             "hyperband": {"reduction_factor", "brackets"},
             "median": {"min_samples"},
             "fifo": set(),
         }[self.type] | {"type", "metric", "mode", "grace_period"}
-        unknown = sorted(self.model_fields_set - takes)
+        unknown = sorted(self.model_fields_set - settings)
         if unknown:
-            raise ValueError(f"scheduler {self.type!r} does not take {unknown}")
+            takes = ", ".join(sorted(settings - {"type"}))
+            raise Invalid(
+                f"scheduler {self.type!r} does not take {unknown}; it takes {takes}",
+                f"remove {', '.join(unknown)}, or choose a scheduler that takes it",
+            )
         return self
 
 
@@ -348,8 +393,10 @@ class ResourcesSpec(_Strict):
     @model_validator(mode="after")
     def _gpu_range(self) -> Self:
         if isinstance(self.gpus_per_trial, float) and not 0 <= self.gpus_per_trial <= 8:
-            raise ValueError(
-                f"gpus_per_trial must be in [0, 8] or 'auto', got {self.gpus_per_trial}"
+            raise Invalid(
+                f"gpus_per_trial must be in [0, 8] or 'auto', got {self.gpus_per_trial}",
+                "give the GPUs of one trial from 0 to 8 (a share such as 0.5 is fine), or auto",
+                key="gpus_per_trial",
             )
         return self
 
@@ -382,11 +429,43 @@ class StudySpec(_Strict):
         "same machine and software, at some cost in speed",
     )
 
+    @field_validator("storage")
+    @classmethod
+    def _a_database_url(cls, url: str) -> str:
+        """Refuse a URL SQLAlchemy cannot parse or has no database kind for, before any run.
+
+        Only the text is checked (no connection, no driver import), so ``validate`` says it
+        at once; whether the server answers is for ``run`` to find out.
+        """
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        from hpsearch.results.storage import mask_url
+
+        fix = (
+            "give an SQLAlchemy URL such as sqlite:///results/hpsearch.db or "
+            "postgresql+psycopg2://USER@HOST/DB"
+        )
+        try:
+            make_url(url).get_dialect()
+        except NoSuchModuleError as exc:  # an ArgumentError too: the more precise first
+            kind = url.partition(":")[0]
+            raise Invalid(
+                f"no database of kind {kind!r} is known ({mask_url(url)!r})", fix
+            ) from exc
+        except ArgumentError as exc:
+            raise Invalid(f"{mask_url(url)!r} is not a database URL", fix) from exc
+        return url
+
     @model_validator(mode="after")
     def _distinct_objectives(self) -> Self:
         metrics = [o.metric for o in self.objectives]
         if len(set(metrics)) != len(metrics):
-            raise ValueError(f"each metric may appear once in objectives, got {metrics}")
+            raise Invalid(
+                f"each metric may appear once in objectives, got {metrics}",
+                "list each metric once",
+                key="objectives",
+            )
         return self
 
     def objective_path(self) -> Path:
@@ -536,6 +615,7 @@ def load_study(
     if task is not None:
         check_metrics(spec, task, source)
     _check_grace_period(spec, source, origins)
+    _check_scheduler_mode(spec, source, origins)
     space = load_space(spec.space)
     return Study(source, spec, space, task)
 
@@ -560,6 +640,35 @@ def _check_grace_period(spec: StudySpec, source: Path, origins: Mapping[str, str
         f"grace period of {grace} epochs is longer than a trial (budget.epochs = {epochs})",
         f"give `--set scheduler.grace_period={epochs}` (or less), or more epochs",
     )
+
+
+def _check_scheduler_mode(spec: StudySpec, source: Path, origins: Mapping[str, str]) -> None:
+    """Refuse a scheduler that ranks an objective's metric against the study's direction.
+
+    :func:`check_metrics` compares the mode with the metric's known direction; a metric whose
+    name says nothing (an objective file's ``val_auc_gain``) has none, and the study's own
+    objectives are then the only word on which way is better. An ASHA whose mode disagrees
+    with them stops the trials the search wants and keeps those it ranks last.
+
+    Raises:
+        InputError: ``scheduler.mode`` is against the direction of the objective that
+            ``scheduler.metric`` names.
+    """
+    scheduler = spec.scheduler
+    for index, objective in enumerate(spec.objectives):
+        wanted = _MODES[objective.direction]
+        if objective.metric != scheduler.metric or scheduler.mode == wanted:
+            continue
+        origin = origins.get("scheduler.mode") or origins.get("scheduler") or source
+        kept = "lowest" if scheduler.mode == "min" else "highest"
+        raise InputError(
+            origin,
+            "scheduler.mode",
+            f"the study would {objective.direction} {objective.metric} (objectives.{index}), "
+            f"but the scheduler's mode {scheduler.mode} keeps the trials with its {kept} "
+            "values and stops the others",
+            f"write mode: {wanted}",
+        )
 
 
 def _task_of(raw: dict[str, Any], source: Path) -> Task | None:
