@@ -28,22 +28,21 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import optuna
 import pytest
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from hpsearch.cli import main
 from hpsearch.errors import InputError
 from hpsearch.objective import TrialFailed
 from hpsearch.results.storage import trial_history
 from hpsearch.runner import _cluster
+from synthetic_runs import peak_overlap, stored_trials, training_interval, write_space
 
 pytestmark = pytest.mark.e2e
 
 OBJECTIVES = Path(__file__).resolve().parent / "objectives"
 RAY = Path(sys.executable).with_name("ray")
 HPSEARCH = Path(sys.executable).with_name("hpsearch")
-STORAGE = "sqlite:///results/test.db"
 #: The cluster's processes and its drivers run without Ray's token authentication. Set for
 #: every process that touches the cluster: a process in token mode (any process that once
 #: started local Ray, as this test session does) refuses the calls of a cluster without it.
@@ -68,17 +67,6 @@ print(json.dumps({n["NodeID"]: n["Resources"] for n in nodes}))
 # helpers
 
 
-def _trials(storage: str, name: str = "synthetic") -> dict[int, FrozenTrial]:
-    study = optuna.load_study(study_name=name, storage=storage)
-    return {t.number: t for t in study.get_trials()}
-
-
-def _space(**values: object) -> None:
-    lines = ["params:", "  x: {type: float, low: 0.0, high: 1.0}"]
-    lines += [f"  {key}: {value}" for key, value in values.items()]
-    (Path("search_spaces") / "synthetic.yaml").write_text("\n".join(lines) + "\n")
-
-
 def _hpsearch(*args: str) -> subprocess.CompletedProcess[str]:
     """``hpsearch ARGS`` in a process of its own, as a user runs it against a cluster.
 
@@ -95,21 +83,6 @@ def _hpsearch(*args: str) -> subprocess.CompletedProcess[str]:
 def _placed_objective() -> None:
     """The objective that reports where it ran, into the scratch project's objectives/."""
     shutil.copy(OBJECTIVES / "placed.py", Path("objectives") / "placed.py")
-
-
-def _interval(trial: FrozenTrial) -> tuple[float, float]:
-    """When the trial trained, by the clock inside its worker."""
-    history = trial_history(trial)
-    return history[0]["trained_from"], history[-1]["trained_to"]
-
-
-def _peak_overlap(intervals: list[tuple[float, float]]) -> int:
-    events = [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals]
-    peak = running = 0
-    for _, step in sorted(events):
-        running += step
-        peak = max(peak, running)
-    return peak
 
 
 def _free_ports(n: int) -> list[int]:
@@ -266,7 +239,7 @@ def test_half_gpu_trials_share_each_gpu_two_at_a_time(
     """gpus_per_trial 0.5 on 2 GPUs: 4 trials at once, exactly 2 per GPU, on both GPUs, each
     process seeing the one GPU Ray gave it (CUDA_VISIBLE_DEVICES)."""
     _placed_objective()
-    _space(sleep=0.5)
+    write_space(sleep=0.5)
     path = synthetic_study(
         task="placed",
         scheduler={"type": "fifo"},
@@ -274,7 +247,7 @@ def test_half_gpu_trials_share_each_gpu_two_at_a_time(
         resources={"cpus_per_trial": 1, "gpus_per_trial": 0.5},
     )
     assert main(["run", str(path)]) == 0
-    trials = _trials(STORAGE)
+    trials = stored_trials()
     assert len(trials) == 12
     assert all(t.state == TrialState.COMPLETE for t in trials.values())
     by_gpu: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -282,12 +255,12 @@ def test_half_gpu_trials_share_each_gpu_two_at_a_time(
         seen = trial.user_attrs["seen_cuda"]  # what the objective's process saw
         assert seen in {"0", "1"}, seen  # one whole device each, never both
         assert trial.user_attrs["cuda_visible_devices"] == seen  # recorded by the worker
-        by_gpu[seen].append(_interval(trial))
+        by_gpu[seen].append(training_interval(trial))
     assert sorted(by_gpu) == ["0", "1"], "trials spread over both GPUs"
     for gpu, intervals in by_gpu.items():
         # Two trials trained together on each GPU, and never a third.
-        assert _peak_overlap(intervals) == 2, (gpu, intervals)
-    assert _peak_overlap([i for intervals in by_gpu.values() for i in intervals]) <= 4
+        assert peak_overlap(intervals) == 2, (gpu, intervals)
+    assert peak_overlap([i for intervals in by_gpu.values() for i in intervals]) <= 4
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,7 +274,7 @@ def test_trials_run_on_both_nodes_with_the_code_sent_to_them(
 ) -> None:
     """The README's recipe: `hpsearch run --address HEAD:PORT --storage postgresql://...`."""
     _placed_objective()
-    _space(sleep=0.5)
+    write_space(sleep=0.5)
     path = synthetic_study(
         task="placed",
         scheduler={"type": "fifo"},
@@ -313,17 +286,17 @@ def test_trials_run_on_both_nodes_with_the_code_sent_to_them(
     assert run.returncode == 0, err[-3000:]
     assert "Running 6 trial(s) of 'synthetic', 2 at a time" in err
     assert "This run: 6 trial(s)" in err and "COMPLETE 6, PRUNED 0, FAIL 0" in err
-    trials = _trials(postgres_url)
+    trials = stored_trials(postgres_url)
     assert sorted(trials) == list(range(6))
     assert all(t.state == TrialState.COMPLETE for t in trials.values())
     placed = {n: t.user_attrs["node"] for n, t in trials.items()}
     assert set(placed.values()) == set(cluster.nodes), placed  # both nodes ran trials
     assert {t.user_attrs["hostname"] for t in trials.values()} == {socket.gethostname()}
     # One trial per node at a time (one CPU each), both nodes busy together.
-    assert _peak_overlap([_interval(t) for t in trials.values()]) == 2
+    assert peak_overlap([training_interval(t) for t in trials.values()]) == 2
     for node in cluster.nodes:
-        mine = [_interval(t) for t in trials.values() if t.user_attrs["node"] == node]
-        assert _peak_overlap(mine) == 1, (node, mine)
+        mine = [training_interval(t) for t in trials.values() if t.user_attrs["node"] == node]
+        assert peak_overlap(mine) == 1, (node, mine)
     for trial in trials.values():
         # The workers imported the code the job sent, unpacked by Ray on their node, not the
         # driver's files.
@@ -353,7 +326,7 @@ def test_a_node_without_the_data_stops_the_run_before_any_trial(
     (head,) = set(cluster.nodes) - {cluster.worker_node}
     assert f"node {head[:12]}" not in err  # the head reads it
     assert "same path on every node" in err
-    assert _trials(STORAGE) == {}, "no trial was asked"
+    assert stored_trials() == {}, "no trial was asked"
 
 
 # --------------------------------------------------------------------------------------------

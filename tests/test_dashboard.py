@@ -23,6 +23,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from hpsearch.cli import main
+from hpsearch.results.storage import HISTORY_KEY
 
 CHROMIUM = Path("/usr/bin/chromium")
 STUDY = "dash_demo_study"
@@ -51,6 +52,9 @@ def _stored_study(path: Path) -> str:
                 params={"lr": 10.0 ** -(i + 2)},
                 distributions=_DIST,
                 user_attrs={"epochs_reached": 4, "train_seconds": secs, "stop_reason": "complete"},
+                system_attrs={
+                    HISTORY_KEY: [{"epoch": e, "val_accuracy": acc * e / 4} for e in range(1, 5)]
+                },
             )
         )
     return url
@@ -127,6 +131,9 @@ def test_dashboard_renders_hpsearchs_note_and_figure(tmp_path: Path) -> None:
     assert "validation accuracy (max), training time (s) (min)" in dom
     assert "Pareto front [2]" in dom and "complete (dominated) [1]" in dom
     assert "training time (s)" in dom
+    # The per-epoch histories, drawn as learning curves (optuna-dashboard shows no system
+    # attribute): the second figure of hpsearch's.
+    assert "learning curves (validation accuracy per epoch)" in dom
     assert shot.stat().st_size > 10_000
     shutil.copy(shot, "/tmp/dashboard_screenshot.png")
 

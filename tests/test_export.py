@@ -219,9 +219,11 @@ def test_export_and_train_reproduce_the_trial(project: Path) -> None:
     """A tiny real search (1 trial, 2 epochs, 600 events), then its best trial retrained."""
     settings = ["--set", "budget.trials=1", "--set", "budget.epochs=2"]
     settings += ["--set", "data.simulate.events=600", "--set", "resources.cpus_per_trial=1"]
+    settings += ["--set", "keep_models=all"]
     study = "studies/xgamma_resnet.yaml"
     assert main(["run", study, *settings]) == 0
     config = _export(Path(study), "--best", "knee", out="fast.yaml")
+    assert config["model"] == "fast.keras"  # the trial's own model, copied beside the config
     provenance = config["provenance"]
     assert isinstance(provenance, dict)
     searched = provenance["test_metrics"]["test_accuracy"]
@@ -251,3 +253,36 @@ def test_export_and_train_reproduce_the_trial(project: Path) -> None:
     predictions = model.predict(np.zeros((3, samples, 1), dtype="float32"), verbose=0)
     assert predictions.shape == (3, 2)
     assert np.allclose(predictions.sum(axis=1), 1.0, atol=1e-5)
+    # The kept model is the trial's: retraining reproduced it, so both predict alike.
+    kept = keras.models.load_model("fast.keras")
+    inputs = np.random.default_rng(0).normal(size=(16, samples, 1)).astype("float32")
+    assert np.allclose(kept.predict(inputs, verbose=0), model.predict(inputs, verbose=0), atol=1e-4)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("keep", ["pareto", "all"])
+def test_kept_models_are_the_front_or_every_complete_trial(
+    synthetic_study: Callable[..., Path], keep: str
+) -> None:
+    """``keep_models``: a model file per Pareto trial (deleted when its trial drops off the
+    front) or per COMPLETE trial; none for failed or stopped ones; export copies it."""
+    import optuna
+    from optuna.trial import TrialState
+
+    path = synthetic_study(
+        keep_models=keep,
+        scheduler={"type": "fifo"},
+        budget={"trials": 6, "epochs": 2},
+        resources={"cpus_per_trial": 1, "max_concurrent": 1},
+    )
+    assert main(["run", str(path)]) == 0
+    stored = optuna.load_study(study_name="synthetic", storage="sqlite:///results/test.db")
+    complete = {t.number for t in stored.trials if t.state == TrialState.COMPLETE}
+    front = {t.number for t in stored.best_trials}
+    assert front < complete  # some complete trials are dominated
+    kept = {int(p.stem.removeprefix("trial_")) for p in Path("results/models/synthetic").iterdir()}
+    assert kept == (front if keep == "pareto" else complete)
+    (number, *_) = sorted(front)
+    config = _export(path, "--trial", str(number), out="chosen.yaml")
+    assert config["model"] == "chosen.keras"
+    assert Path("chosen.keras").read_text() == f"model of trial {number}\n"

@@ -720,6 +720,7 @@ def _report_study() -> optuna.Study:
             "files": ["data/xgamma.h5"],
             "split_sizes": {"train": 1866, "val": _N_VAL, "test": 400},
             "class_names": ["gamma", "proton"],
+            "file_attrs": {"generator": "hpsearch.simulate.xgamma", "seed": 11},
         },
     )
     study.set_user_attr("seed", 20201)
@@ -848,6 +849,9 @@ def test_report_page_history_curves_and_tables(tmp_path: Path) -> None:
     provenance = dict(map(tuple, tables["Provenance"].rows))  # type: ignore[arg-type]
     assert provenance["split sizes"] == json.dumps({"train": 1866, "val": _N_VAL, "test": 400})
     assert provenance["seed"] == "20201"
+    assert provenance["data file attributes"] == json.dumps(
+        {"generator": "hpsearch.simulate.xgamma", "seed": 11}
+    )
     assert (
         provenance["hardware (latest run)"] == "1 node: gpu01 16 CPUs, 1 GPU (H100), 64 GiB for Ray"
     )

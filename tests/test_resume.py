@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
@@ -22,22 +21,11 @@ from hpsearch.lifecycle import counts_against_budget
 from hpsearch.prepare import prepare
 from hpsearch.recorder import Recorder, open_storage
 from hpsearch.spec import load_study
+from synthetic_runs import STORAGE, stored_trials, write_space
 
-STORAGE = "sqlite:///results/test.db"
 CLI = Path(sys.executable).with_name("hpsearch")
 #: Trials of a killed driver are stale after 3 beats: 3 s here, not 30.
 FAST_BEAT = ["--set", "resume.heartbeat_seconds=1"]
-
-
-def _trials() -> dict[int, FrozenTrial]:
-    study = optuna.load_study(study_name="synthetic", storage=STORAGE)
-    return {t.number: t for t in study.get_trials()}
-
-
-def _space(**values: object) -> None:
-    lines = ["params:", "  x: {type: float, low: 0.0, high: 1.0}"]
-    lines += [f"  {key}: {value}" for key, value in {"fail_on": -1, **values}.items()]
-    (Path("search_spaces") / "synthetic.yaml").write_text("\n".join(lines) + "\n")
 
 
 def _counted(trials: dict[int, FrozenTrial]) -> list[FrozenTrial]:
@@ -73,7 +61,7 @@ def _wait_until(check: Callable[[dict[int, FrozenTrial]], bool], timeout: float 
         if not Path("results/test.db").exists():
             continue
         try:
-            if check(_trials()):
+            if check(stored_trials()):
                 return
         except Exception:  # the driver has not created the study (or its tables) yet
             continue
@@ -84,7 +72,7 @@ def _wait_until(check: Callable[[dict[int, FrozenTrial]], bool], timeout: float 
 def test_a_killed_driver_loses_nothing_and_its_cut_trials_run_again(
     synthetic_study: Callable[..., Path],
 ) -> None:
-    _space(sleep=0.15)
+    write_space(sleep=0.15)
     path = synthetic_study(
         scheduler={"type": "fifo"},
         budget={"trials": 6, "epochs": 8},
@@ -110,14 +98,14 @@ def test_a_killed_driver_loses_nothing_and_its_cut_trials_run_again(
         time.sleep(0.5)
     assert not _ray_processes(driver.pid), "Ray processes outlived the killed driver"
 
-    before = _trials()
+    before = stored_trials()
     ended = {n: t for n, t in before.items() if t.state.is_finished()}
     killed = {n: t for n, t in before.items() if t.state == TrialState.RUNNING}
     assert killed, "the driver was killed while trials ran"
     time.sleep(3.5)  # three missed heartbeats: the killed driver's trials are stale
 
     assert main(["run", str(path), *FAST_BEAT]) == 0
-    after = _trials()
+    after = stored_trials()
     for number, trial in ended.items():  # nothing finished was lost or changed
         assert after[number].state == trial.state
         assert after[number].values == trial.values
@@ -140,7 +128,7 @@ def test_two_drivers_on_one_study_leave_each_other_alone(
     synthetic_study: Callable[..., Path],
 ) -> None:
     """The second driver starts while the first one's trials run: it must not end them."""
-    _space(sleep=0.3)
+    write_space(sleep=0.3)
     path = synthetic_study(
         scheduler={"type": "fifo"},
         budget={"trials": 3, "epochs": 10},
@@ -164,7 +152,7 @@ def test_two_drivers_on_one_study_leave_each_other_alone(
     assert first.returncode == 0, err_first
     assert second.returncode == 0, err_second
     assert "left running by a run that died" not in err_second
-    trials = _trials()
+    trials = stored_trials()
     states = [t.state for t in trials.values()]
     assert states.count(TrialState.COMPLETE) == len(trials), {
         n: t.user_attrs.get("stop_reason") for n, t in trials.items()
@@ -214,7 +202,7 @@ def test_a_study_refuses_a_run_its_trials_are_not_comparable_with(
         assert stored in err
     if new is not None:
         assert new in err
-    assert len(_trials()) == 1, "nothing ran"
+    assert len(stored_trials()) == 1, "nothing ran"
 
 
 def test_a_study_refuses_another_data_file(
@@ -274,5 +262,5 @@ def test_cut_trials_stay_cut_when_the_study_says_so(
     assert again.rerun_cut(5) == [], "queued once, not once per run"
     rerun = again.ask()
     assert rerun.params == ticket.params and rerun.seed == ticket.seed
-    stored = _trials()[rerun.number]
+    stored = stored_trials()[rerun.number]
     assert stored.user_attrs["rerun_of"] == ticket.number

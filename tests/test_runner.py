@@ -24,45 +24,19 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.cli import main
 from hpsearch.results.storage import trial_history
+from synthetic_runs import (
+    STORAGE,
+    parallelism,
+    peak_overlap,
+    stored_trials,
+    training_interval,
+    write_space,
+)
 
 sys.path.insert(0, str(Path(__file__).parent / "objectives"))
 from synthetic import quality
 
 pytestmark = pytest.mark.e2e
-
-STORAGE = "sqlite:///results/test.db"
-
-
-def _trials(storage: str, name: str) -> dict[int, FrozenTrial]:
-    study = optuna.load_study(study_name=name, storage=storage)
-    return {t.number: t for t in study.get_trials()}
-
-
-def _space(**values: object) -> None:
-    lines = ["params:", "  x: {type: float, low: 0.0, high: 1.0}"]
-    lines += [f"  {key}: {value}" for key, value in {"fail_on": -1, **values}.items()]
-    (Path("search_spaces") / "synthetic.yaml").write_text("\n".join(lines) + "\n")
-
-
-def _training_interval(trial: FrozenTrial) -> tuple[float, float]:
-    """When the trial trained, by the clock inside its worker."""
-    history = trial_history(trial)
-    return history[0]["trained_from"], history[-1]["trained_to"]
-
-
-def _peak_overlap(intervals: list[tuple[float, float]]) -> int:
-    events = [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals]
-    peak = running = 0
-    for _, step in sorted(events):
-        running += step
-        peak = max(peak, running)
-    return peak
-
-
-def _parallelism(intervals: list[tuple[float, float]]) -> float:
-    """Training seconds per second of wall time, from the first start to the last end."""
-    span = max(end for _, end in intervals) - min(start for start, _ in intervals)
-    return sum(end - start for start, end in intervals) / span
 
 
 def _assert_worker_saw_what_storage_holds(trial: FrozenTrial) -> None:
@@ -89,10 +63,10 @@ def fake_gpu_ray() -> Iterator[None]:
 
 def test_asha_states_and_worker_reuse(synthetic_study: Callable[..., Path]) -> None:
     """One trial at a time, so ASHA's decisions are known: see tests/objectives/synthetic.py."""
-    _space(fail_on=2)
+    write_space(fail_on=2)
     path = synthetic_study(resources={"cpus_per_trial": 1, "max_concurrent": 1})
     assert main(["run", str(path)]) == 0
-    trials = _trials(STORAGE, "synthetic")
+    trials = stored_trials()
     assert {n: t.state for n, t in trials.items()} == {
         0: TrialState.COMPLETE,  # first at every rung: always continues
         1: TrialState.PRUNED,  # worse than trial 0 at the first rung
@@ -127,28 +101,31 @@ def test_asha_states_and_worker_reuse(synthetic_study: Callable[..., Path]) -> N
     (run,) = attrs["runs"]
     assert run["ray_address"] == "local" and run["nodes"][0]["cpus"] == os.cpu_count()
     assert attrs["budget"]["trials"] == 4 and attrs["scheduler"]["type"] == "asha"
+    # The simulator's own record in the data file: generator, seed and parameters.
+    assert attrs["data"]["file_attrs"]["seed"] == 11
+    assert attrs["data"]["file_attrs"]["task"] == "xgamma"
 
 
 def test_trials_train_concurrently_and_resume_continues_the_search(
     synthetic_study: Callable[..., Path],
 ) -> None:
-    _space(sleep=0.2)
+    write_space(sleep=0.2)
     path = synthetic_study(
         scheduler={"type": "fifo"},
         budget={"trials": 8, "epochs": 5},
         resources={"cpus_per_trial": 1, "max_concurrent": 2},
     )
     assert main(["run", str(path)]) == 0
-    first = _trials(STORAGE, "synthetic")
+    first = stored_trials()
     assert all(t.state == TrialState.COMPLETE for t in first.values())
     # Overlap of the training itself, timed inside the workers (not of ask and tell): two
     # slots kept busy, not one trial after another with a brief overlap.
-    intervals = [_training_interval(t) for t in first.values()]
-    assert _peak_overlap(intervals) == 2, intervals
-    assert _parallelism(intervals) > 1.5, intervals
+    intervals = [training_interval(t) for t in first.values()]
+    assert peak_overlap(intervals) == 2, intervals
+    assert parallelism(intervals) > 1.5, intervals
 
     assert main(["run", str(path), "--set", "budget.trials=10"]) == 0
-    both = _trials(STORAGE, "synthetic")
+    both = stored_trials()
     assert len(both) == 10
     first_x = {first[n].params["x"] for n in first}
     second_x = {both[n].params["x"] for n in (8, 9)}
@@ -156,20 +133,20 @@ def test_trials_train_concurrently_and_resume_continues_the_search(
     for trial in both.values():
         _assert_worker_saw_what_storage_holds(trial)
     assert main(["run", str(path), "--set", "budget.trials=10"]) == 0  # nothing left to do
-    assert len(_trials(STORAGE, "synthetic")) == 10
+    assert len(stored_trials()) == 10
 
 
 def test_time_budget_cuts_trials_as_fail_and_frees_their_budget(
     synthetic_study: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _space(sleep=0.5)
+    write_space(sleep=0.5)
     path = synthetic_study(
         scheduler={"type": "asha", "metric": "val_accuracy", "mode": "max", "grace_period": 40},
         budget={"trials": 3, "epochs": 40, "seconds": 8},
         resources={"cpus_per_trial": 1, "max_concurrent": 1},
     )
     assert main(["run", str(path)]) == 1, "no trial completed: the exit status says so"
-    trials = _trials(STORAGE, "synthetic")
+    trials = stored_trials()
     assert trials, "at least the first trial started"
     assert [t.state for t in trials.values()] == [TrialState.FAIL] * len(trials)
     assert {t.user_attrs["stop_reason"] for t in trials.values()} == {"time_budget"}
@@ -184,7 +161,7 @@ def test_time_budget_cuts_trials_as_fail_and_frees_their_budget(
     err = " ".join(capsys.readouterr().err.split())
     assert "Running 3 trial(s)" in err
     assert "no trial of this run completed" in err
-    again = _trials(STORAGE, "synthetic")
+    again = stored_trials()
     reruns = [t for t in again.values() if "rerun_of" in t.user_attrs]
     assert reruns and all(t.params == again[t.user_attrs["rerun_of"]].params for t in reruns)
 
@@ -210,7 +187,7 @@ def test_one_decision_drives_storage_console_and_streak(
         "                    'train_seconds': 1.0 * epoch, 'complete': last})\n"
     )
     assert main(["run", str(path)]) == 1, "the failure streak stopped the run"
-    trials = _trials(STORAGE, "synthetic")
+    trials = stored_trials()
     states = [t.state for t in trials.values()]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
     assert trials[0].values == pytest.approx([0.7, 2.0])
@@ -232,7 +209,7 @@ def test_a_streak_of_failures_stops_the_run(synthetic_study: Callable[..., Path]
         "def train(ctx):\n    raise RuntimeError('broken objective')\n"
     )
     assert main(["run", str(path)]) == 1
-    trials = _trials(STORAGE, "synthetic")
+    trials = stored_trials()
     assert [t.state for t in trials.values()] == [TrialState.FAIL, TrialState.FAIL]
     assert all("broken objective" in t.user_attrs["error"] for t in trials.values())
     assert {t.user_attrs["stop_reason"] for t in trials.values()} == {"error"}
@@ -250,7 +227,7 @@ def test_an_objective_that_returns_early_fails(synthetic_study: Callable[..., Pa
         "    ctx.report({'epoch': 1, 'val_accuracy': 0.6, 'train_seconds': 1.0})\n"
     )
     assert main(["run", str(path)]) == 1
-    (trial,) = _trials(STORAGE, "synthetic").values()
+    (trial,) = stored_trials().values()
     assert trial.state == TrialState.FAIL
     assert "returned after epoch 1 of 3" in trial.user_attrs["error"]
 
@@ -260,21 +237,21 @@ def test_trials_wait_for_a_free_gpu_before_they_are_asked(
 ) -> None:
     """One GPU, one GPU per trial, two CPUs: one trial at a time, each asked when it can start,
     and the time budget cuts (FAIL) instead of pruning trials that never trained."""
-    _space(sleep=0.6)
+    write_space(sleep=0.6)
     path = synthetic_study(
         scheduler={"type": "fifo"},
         budget={"trials": 4, "epochs": 3, "seconds": 10},
         resources={"cpus_per_trial": 1, "gpus_per_trial": 1},
     )
     assert main(["run", str(path)]) == 0
-    trials = sorted(_trials(STORAGE, "synthetic").values(), key=lambda t: t.number)
+    trials = sorted(stored_trials().values(), key=lambda t: t.number)
     trained = [t for t in trials if trial_history(t)]
     assert len(trained) >= 2
-    assert _peak_overlap([_training_interval(t) for t in trained]) == 1
+    assert peak_overlap([training_interval(t) for t in trained]) == 1
     for before, after in itertools.pairwise(trained):
         assert after.datetime_start is not None
         # Asked after the trial before it had finished training, not proposed blind with it.
-        assert after.datetime_start.timestamp() >= _training_interval(before)[1] - 0.05
+        assert after.datetime_start.timestamp() >= training_interval(before)[1] - 0.05
     assert not [t for t in trials if t.state == TrialState.PRUNED]
     cut = [t for t in trials if t.state == TrialState.FAIL]
     assert all(t.user_attrs["stop_reason"] == "time_budget" for t in cut)
@@ -297,7 +274,7 @@ def test_xgamma_resnet_tiny_end_to_end(
         storage="sqlite:///results/xgamma.db",
     )
     assert main(["run", str(path)]) == 0
-    trials = _trials("sqlite:///results/xgamma.db", "xgamma_resnet")
+    trials = stored_trials("sqlite:///results/xgamma.db", "xgamma_resnet")
     assert len(trials) == 2
     stored = optuna.load_study(study_name="xgamma_resnet", storage="sqlite:///results/xgamma.db")
     assert stored.user_attrs["input_stats"]["amplitude_scale"] > 0
@@ -337,7 +314,7 @@ def test_resources_ray_cannot_give_exit_2_and_run_nothing(
     assert main(["run", str(path)]) == 2  # this machine (and CI) has no GPU
     err = " ".join(capsys.readouterr().err.split())
     assert "resources.gpus_per_trial" in err
-    assert _trials(STORAGE, "synthetic") == {}
+    assert stored_trials() == {}
 
 
 def test_unreachable_cluster_exits_2_at_once(
@@ -356,7 +333,7 @@ def test_ctrl_c_cuts_running_trials_as_fail_not_pruned(
     synthetic_study: Callable[..., Path],
 ) -> None:
     """A real SIGINT to `hpsearch run` while a trial trains."""
-    _space(sleep=0.5)
+    write_space(sleep=0.5)
     path = synthetic_study(
         scheduler={"type": "asha", "metric": "val_accuracy", "mode": "max", "grace_period": 40},
         budget={"trials": 3, "epochs": 40},
@@ -371,7 +348,7 @@ def test_ctrl_c_cuts_running_trials_as_fail_not_pruned(
             if not Path("results/test.db").exists():
                 continue  # creating the schema beside the driver races with it
             try:
-                trials = _trials(STORAGE, "synthetic")
+                trials = stored_trials()
             except Exception:  # the driver has not created the study (or its tables) yet
                 continue
             if trials and trials[0].intermediate_values:
@@ -380,7 +357,7 @@ def test_ctrl_c_cuts_running_trials_as_fail_not_pruned(
         _, err = run.communicate(timeout=90)
     finally:
         run.kill()
-    trials = _trials(STORAGE, "synthetic")
+    trials = stored_trials()
     assert [t.state for t in trials.values()] == [TrialState.FAIL]
     assert trials[0].user_attrs["stop_reason"] == "interrupted"
     assert trials[0].user_attrs["epochs_reached"] >= 1
@@ -412,7 +389,7 @@ def test_a_trial_ray_could_not_start_is_cut_and_replaced(
         "            raise\n"
     )
     assert main(["run", str(path)]) == 0
-    trials = _trials(STORAGE, "synthetic")
+    trials = stored_trials()
     lost = [t for t in trials.values() if t.user_attrs.get("stop_reason") == "worker_lost"]
     assert lost, {n: t.user_attrs.get("stop_reason") for n, t in trials.items()}
     assert all(t.state == TrialState.FAIL and t.user_attrs["epochs_reached"] == 0 for t in lost)

@@ -17,25 +17,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import optuna
 import pytest
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
+
+from synthetic_runs import stored_trials, write_space
 
 pytestmark = pytest.mark.e2e
 
-STORAGE = "sqlite:///results/test.db"
 CLI = Path(sys.executable).with_name("hpsearch")
-
-
-def _trials() -> dict[int, FrozenTrial]:
-    study = optuna.load_study(study_name="synthetic", storage=STORAGE)
-    return {t.number: t for t in study.get_trials()}
-
-
-def _space(**values: object) -> None:
-    lines = ["params:", "  x: {type: float, low: 0.0, high: 1.0}"]
-    lines += [f"  {key}: {value}" for key, value in {"fail_on": -1, **values}.items()]
-    (Path("search_spaces") / "synthetic.yaml").write_text("\n".join(lines) + "\n")
 
 
 class Run:
@@ -79,7 +68,7 @@ class Run:
             if not Path("results/test.db").exists():
                 continue
             try:
-                trials = _trials()
+                trials = stored_trials()
             except Exception:  # the driver has not created the study (or its tables) yet
                 continue
             if trials and any(t.intermediate_values for t in trials.values()):
@@ -120,7 +109,7 @@ def _no_ray_left(session: int, timeout: float = 15) -> None:
 
 
 def _long_study(synthetic_study: Callable[..., Path]) -> Path:
-    _space(sleep=0.3)
+    write_space(sleep=0.3)
     return synthetic_study(
         scheduler={"type": "fifo"},
         budget={"trials": 3, "epochs": 100},
@@ -142,7 +131,7 @@ def test_ctrl_c_is_acknowledged_at_once_cut_and_exits_130(
     assert "Ctrl-C again to stop at once" in err
     assert run.process.returncode == 130, err
     assert f"hpsearch run {path}" in " ".join(err.split()), "the exit says how to resume"
-    (trial,) = _trials().values()
+    (trial,) = stored_trials().values()
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["stop_reason"] == "interrupted"
     _no_ray_left(run.process.pid)
@@ -183,7 +172,7 @@ def test_a_second_ctrl_c_stops_hard_without_hanging(
     assert time.monotonic() - second < 20, "the second Ctrl-C stopped within seconds"
     assert run.process.returncode == 130, err
     assert "stopping now" in err, err
-    (trial,) = _trials().values()
+    (trial,) = stored_trials().values()
     assert trial.state == TrialState.FAIL, "the cut trial was recorded before the exit"
     assert trial.user_attrs["stop_reason"] == "interrupted"
     _no_ray_left(run.process.pid)
@@ -198,7 +187,7 @@ def test_sigterm_is_handled_like_ctrl_c_and_exits_143(
     err = run.finish(timeout=60)
     assert run.process.returncode == 143, err
     assert "stopping: cutting 1 running trial(s)" in err
-    (trial,) = _trials().values()
+    (trial,) = stored_trials().values()
     assert trial.user_attrs["stop_reason"] == "interrupted"
     _no_ray_left(run.process.pid)
 
@@ -226,7 +215,7 @@ def test_a_run_without_one_complete_trial_exits_1_quietly(
     assert "no trial of this run completed" in " ".join(err.split())
     assert err.count("broken objective") == 2, err  # one line per failed trial
     assert "Traceback" not in err
-    trials = _trials()
+    trials = stored_trials()
     assert [t.state for t in trials.values()] == [TrialState.FAIL] * 2
     for trial in trials.values():
         assert "broken objective" in trial.user_attrs["error"]

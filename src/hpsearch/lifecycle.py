@@ -37,9 +37,10 @@ FAILURE_STREAK = "failure_streak"
 RUN_ABORTED = "run_aborted"
 #: Reasons that cut a trial short from outside: FAIL, not counted against the trial budget.
 RUN_STOPS = frozenset({TIME_BUDGET, INTERRUPTED, FAILURE_STREAK, RUN_ABORTED})
-#: Ray could not run the trial (a worker it could not start or reuse): nothing is known about
-#: the configuration, so it is not counted against the budget, but a run where it keeps
-#: happening must stop, so the failure streak counts it.
+#: Ray could not run the trial to its end (a worker it could not start or reuse, or whose
+#: process died under it: the OOM killer, a segfault, SIGKILL): nothing is known about the
+#: configuration, so it is not counted against the budget, but a run where it keeps happening
+#: must stop, so the failure streak counts it.
 WORKER_LOST = "worker_lost"
 NOT_JUDGED = RUN_STOPS | {WORKER_LOST}
 
@@ -55,7 +56,7 @@ _CUT_TEXT = {
     INTERRUPTED: "the run was interrupted (Ctrl-C, or the run that started it was killed)",
     FAILURE_STREAK: "the run stopped after too many trials failed in a row",
     RUN_ABORTED: "the run ended with an error in the driver",
-    WORKER_LOST: "Ray could not run it on a worker",
+    WORKER_LOST: "Ray lost its worker, or could not run it on one",
 }
 
 
@@ -126,8 +127,9 @@ def decide(
         error: The error text, when the trial raised.
         scheduler_stopped: The scheduler decided to stop this trial.
         run_stop: The run is ending for this reason (one of :data:`RUN_STOPS`), or None.
-        lost: Ray's error, when Ray could not run the trial at all (it never reached the
-            objective): the trial is cut as :data:`WORKER_LOST`.
+        lost: Ray's error, when Ray could not run the trial to its end (the worker could not
+            be started or reused, or its process died): the trial is cut as
+            :data:`WORKER_LOST`.
 
     Returns:
         The one outcome every record of the trial follows.

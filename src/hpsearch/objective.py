@@ -225,8 +225,9 @@ class TrialContext:
             objective defines no such hook, or when ``train`` is called directly).
         report: Called once per epoch with a flat dict of metrics, including ``epoch``.
         save_model: Where to save the trained model (a ``.keras`` file), or None to keep
-            nothing: a search discards its models, ``hpsearch train`` keeps the one it
-            retrains. :func:`hpsearch.training.fit_and_report` honours it.
+            nothing: a search keeps its models only with the study setting ``keep_models``,
+            ``hpsearch train`` keeps the one it retrains. Save it before the last report (the
+            scheduler stops the trial there); :func:`hpsearch.training.fit_and_report` does.
     """
 
     number: int

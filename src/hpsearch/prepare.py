@@ -100,8 +100,25 @@ class PreparedStudy:
                 "split_sizes": split.sizes(),
                 "max_events": self.data.max_events,
                 "serve": self.data.serve,
+                # The file's own record: for simulated data, the simulator, its version, seed
+                # and parameters (the report's provenance shows them).
+                "file_attrs": _small_attrs(info.attrs),
             },
         }
+
+
+#: A file attribute longer than this (as JSON) is left out of the stored provenance: a user's
+#: file may carry arrays as attributes, and each stored study would copy them.
+_MAX_ATTR_CHARS = 20_000
+
+
+def _small_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The file's attributes that are small enough to store with the study."""
+    kept = {}
+    for key, value in attrs.items():
+        text = json.dumps(value, default=str)
+        kept[key] = value if len(text) <= _MAX_ATTR_CHARS else f"<{len(text)} characters, not kept>"
+    return kept
 
 
 def simulate_hint(study: Study) -> str:

@@ -39,12 +39,13 @@ from hpsearch.errors import InputError
 from hpsearch.lifecycle import (
     INTERRUPTED,
     NOT_JUDGED,
+    WORKER_LOST,
     Outcome,
     counts_against_budget,
     decide,
 )
 from hpsearch.results import _rdb
-from hpsearch.results.storage import HISTORY_KEY, mask_url, scrub_password
+from hpsearch.results.storage import HISTORY_KEY, mask_url, model_path, scrub_password
 from hpsearch.searchers import _optuna, make_searcher
 from hpsearch.seeding import derive_seed
 from hpsearch.spec import Study
@@ -230,6 +231,14 @@ class Recorder:
         self._check_compatible(study)
         self._study_id = storage.get_study_id_from_name(spec.name)
         self._trial_ids: dict[int, int] = {}
+        self._keep_models = spec.keep_models
+        self._worker_retries = spec.resources.worker_retries
+        self.models_dir: Path | None = None
+        if spec.keep_models != "none":
+            self.models_dir = (spec.results_dir / "models" / spec.name).resolve()
+            models = {"dir": str(self.models_dir), "keep": spec.keep_models}
+            if self.study.user_attrs.get("models") != models:
+                self.study.set_user_attr("models", models)
 
     # -- the study -------------------------------------------------------------------------
 
@@ -490,6 +499,7 @@ class Recorder:
             if t.state == TrialState.FAIL
             and t.user_attrs.get("stop_reason") in NOT_JUDGED
             and t.number not in queued
+            and not self._retries_spent(t)
         ][:limit]
         for trial in cut:
             attrs = {"rerun_of": trial.number}
@@ -497,6 +507,64 @@ class Recorder:
                 attrs["enqueued_as"] = trial.user_attrs["enqueued_as"]
             self.study.enqueue_trial(dict(trial.params), user_attrs=attrs)
         return [t.number for t in cut]
+
+    def retry_lost(self, number: int, limit: int) -> int | None:
+        """Queue a trial whose Ray worker was lost again at once, unless its retries are spent.
+
+        A worker killed under a trial (the OOM killer, a segfault, SIGKILL) says nothing about
+        the configuration; left to :meth:`rerun_cut`, it would stay unjudged until the next
+        run. The retry is a new WAITING trial with the same parameters, marked ``rerun_of``
+        (so :meth:`ask` gives it the lost trial's seed, and :meth:`rerun_cut` does not queue
+        the lost trial again) and ``worker_retry``. A configuration that keeps losing its
+        worker may be what kills it (a model too big for memory), so it is retried at most
+        ``limit`` times along its chain of reruns (see :meth:`worker_retries_done`).
+
+        Call it before :meth:`finish` stores the lost trial.
+
+        Args:
+            number: The trial whose worker was lost.
+            limit: At most this many retries (``resources.worker_retries``).
+
+        Returns:
+            Which retry was queued now (1 for the first), or None when none was.
+        """
+        done = self.worker_retries_done(number)
+        if done >= limit:
+            return None
+        trial = self.storage.get_trial(self._trial_id(number))
+        attrs: dict[str, Any] = {"rerun_of": number, "worker_retry": done + 1}
+        if "enqueued_as" in trial.user_attrs:
+            attrs["enqueued_as"] = trial.user_attrs["enqueued_as"]
+        self.study.enqueue_trial(dict(trial.params), user_attrs=attrs)
+        return done + 1
+
+    def _retries_spent(self, trial: optuna.trial.FrozenTrial) -> bool:
+        """Whether ``trial`` lost its worker after ``resources.worker_retries`` retries.
+
+        Its configuration may be what kills the worker, so no later run tries it again.
+        """
+        return (
+            trial.user_attrs.get("stop_reason") == WORKER_LOST
+            and self.worker_retries_done(trial.number) >= self._worker_retries
+        )
+
+    def worker_retries_done(self, number: int) -> int:
+        """How often trial ``number``'s configuration was tried again after losing its worker.
+
+        Counted along the chain of ``rerun_of`` from the trial back: each earlier trial of the
+        chain that lost its worker (``stop_reason: worker_lost``) was followed by a retry. The
+        chain, not the trial's own ``worker_retry``, so that a rerun queued by the next run
+        (:meth:`rerun_cut`, which does not carry ``worker_retry``) keeps the count.
+        """
+        seen = {number}
+        done = 0
+        previous = self.storage.get_trial_user_attrs(self._trial_id(number)).get("rerun_of")
+        while isinstance(previous, int) and previous not in seen:
+            seen.add(previous)
+            attrs = self.storage.get_trial_user_attrs(self._trial_id(previous))
+            done += attrs.get("stop_reason") == WORKER_LOST
+            previous = attrs.get("rerun_of")
+        return done
 
     def enqueue(self, configs: list[tuple[str, dict[str, Any]]]) -> int:
         """Queue hand-written configurations to run before the searcher's own proposals.
@@ -586,6 +654,21 @@ class Recorder:
             state=state,
             values=values,
         )
+        if state == TrialState.COMPLETE and self._keep_models == "pareto":
+            self._prune_models()
+
+    def _prune_models(self) -> None:
+        """Delete the kept models of COMPLETE trials that are not on the Pareto front.
+
+        Only finished trials are judged: a trial still running (or one whose ending is not
+        recorded yet) may have saved its model already, and may yet join the front.
+        """
+        if self.models_dir is None:
+            return
+        front = {trial.number for trial in self.study.best_trials}
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if trial.number not in front:
+                model_path(self.models_dir, trial.number).unlink(missing_ok=True)
 
     def _trial_id(self, number: int) -> int:
         if number not in self._trial_ids:

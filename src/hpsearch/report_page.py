@@ -617,6 +617,15 @@ class _Figures:
     missing: dict[str, str] = field(default_factory=dict)
 
 
+def curves_only(view: StudyView) -> dict[str, Any]:
+    """The learning-curves figure alone (``{"curves": figure}``), when a trial has a curve."""
+    if not any(_curve(t, _progress_metric(view)) for t in view.trials):
+        return {}
+    figure = curves_figure(view)
+    figure.update_layout(template="plotly_white")
+    return {"curves": figure}
+
+
 def figures(view: StudyView) -> _Figures:
     """Every figure of the report, each drawn only when the study has what it needs."""
     result = _Figures()
@@ -768,6 +777,7 @@ def provenance_table(view: StudyView) -> HtmlTable:
         ["study file", _short(attrs.get("study_file", unknown))],
         ["space file", _short(attrs.get("space_file", unknown))],
         ["data files", _short(data.get("files", unknown))],
+        ["data file attributes", _short(data.get("file_attrs") or unknown, limit=3000)],
         ["events", _short(data.get("n_events", unknown))],
         ["split sizes", _short(data.get("split_sizes", unknown))],
         ["split fingerprint", _short(data.get("split_fingerprint", unknown))],

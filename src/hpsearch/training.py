@@ -81,7 +81,7 @@ def fit_and_report(
 
     Returns:
         The last report. When ``ctx.save_model`` is set and training completed, the model is
-        saved there too (``model.save``), after the last report.
+        saved there too (``model.save``), just before the last report.
 
     Raises:
         TrialFailed: The training loss became NaN or infinite.
@@ -114,6 +114,10 @@ def fit_and_report(
             inference_us_per_event=inference_us_per_event(model, test_data[0][0]),
             complete=True,
         )
+        if ctx.save_model is not None:
+            # Before the last report, not after fit: the scheduler stops the trial at its
+            # last report (ASHA at max_t), and Tune may end the run before fit returns.
+            model.save(ctx.save_model)
         return extra
 
     reports = _EpochReports(ctx, score_test, lambda: predicted("val", val))
@@ -133,8 +137,6 @@ def fit_and_report(
     )
     if reports.failure is not None:
         raise reports.failure
-    if ctx.save_model is not None and reports.last.get("complete"):
-        model.save(ctx.save_model)
     return reports.last
 
 

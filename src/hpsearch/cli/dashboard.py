@@ -25,15 +25,17 @@ from hpsearch.cli._common import load
 if TYPE_CHECKING:
     import optuna
 
-#: The id of hpsearch's figure among a study's plotly graph objects (overwritten on refresh).
+#: The ids of hpsearch's figures among a study's plotly graph objects (overwritten on refresh).
 GRAPH_ID = "hpsearch-pareto"
+CURVES_ID = "hpsearch-curves"
 _LOCAL = ("127.0.0.1", "localhost", "::1")
 
 _DESCRIPTION = """\
 Serve optuna-dashboard on a storage (live: it reads storage on every page load), with
-hpsearch's summary note (trial counts, Pareto set, data) and its Pareto figure attached to each
-study. They are refreshed at start and whenever a new trial finishes (checked every --poll
-seconds). Binds 127.0.0.1 (this machine only) unless --host says otherwise.
+hpsearch's summary note (trial counts, Pareto set, data), its Pareto figure and its learning
+curves attached to each study. They are refreshed at start and whenever a new trial finishes
+(checked every --poll seconds). Binds 127.0.0.1 (this machine only) unless --host says
+otherwise.
 """
 
 _EPILOG = """\
@@ -76,23 +78,31 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def annotate(storage: optuna.storages.BaseStorage, name: str) -> None:
-    """Write hpsearch's note and front figure onto study ``name``, replacing earlier ones."""
+    """Write hpsearch's note, front and learning curves onto study ``name``, replacing earlier.
+
+    The learning curves are drawn from each trial's per-epoch history, which hpsearch keeps in
+    a system attribute that optuna-dashboard does not show (a user attribute would make every
+    trial's row thousands of characters wide).
+    """
     import warnings
 
     import optuna
     from optuna_dashboard import save_note, save_plotly_graph_object
 
     from hpsearch.report import StudyView
-    from hpsearch.report_page import front_figure, summary_markdown
+    from hpsearch.report_page import curves_only, front_figure, summary_markdown
 
     study = optuna.load_study(study_name=name, storage=storage)
     view = StudyView.read(study)
     figure = front_figure(view)
     figure.update_layout(template="plotly_white", legend={"orientation": "h", "y": -0.25})
+    drawn = curves_only(view)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         save_note(study, summary_markdown(view))
         save_plotly_graph_object(study, figure, graph_object_id=GRAPH_ID)
+        if "curves" in drawn:
+            save_plotly_graph_object(study, drawn["curves"], graph_object_id=CURVES_ID)
 
 
 def _signatures(storage: optuna.storages.BaseStorage) -> dict[str, tuple[int, int]]:

@@ -80,9 +80,10 @@ def handle(args: argparse.Namespace, console: Console) -> int:
         values = ", ".join(
             f"{k} {v:.4g}" for k, v in config["provenance"]["objectives"].items() if v is not None
         )
+        model = f" and its model {path.with_name(config['model'])}" if config.get("model") else ""
         out.print(
             f"trial {config['trial']} ({escape(config['provenance']['selected_by'])}; {values}) "
-            f"-> {escape(str(path))}",
+            f"-> {escape(str(path))}{escape(model)}",
             highlight=False,
         )
     return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ import yaml
 
 from hpsearch._version import __version__
 from hpsearch.errors import InputError
-from hpsearch.results.storage import StudyRef, mask_url
+from hpsearch.results.storage import StudyRef, kept_model, mask_url
 
 if TYPE_CHECKING:
     import optuna
@@ -454,6 +455,7 @@ def export_trials(
         out.mkdir(parents=True, exist_ok=True)
         for t, config in configs:
             path = out / f"trial-{t.number}.yaml"
+            _with_model(config, attrs, t.number, path)
             path.write_text(_dump(config))
             written.append((path, config))
         return written
@@ -465,5 +467,20 @@ def export_trials(
             "give a file name such as -o best.yaml (a directory is for --pareto)",
         )
     out.parent.mkdir(parents=True, exist_ok=True)
+    _with_model(configs[0][1], attrs, configs[0][0].number, out)
     out.write_text(_dump(configs[0][1]))
     return [(out, configs[0][1])]
+
+
+def _with_model(config: dict[str, Any], attrs: Mapping[str, Any], number: int, out: Path) -> None:
+    """Copy the trial's kept model beside the config ``out`` and name it in the config.
+
+    A study with ``keep_models`` saved it when the trial completed; with it, the exported
+    trial needs no retraining (the config's ``input_stats`` say how to normalise its inputs).
+    """
+    kept = kept_model(attrs, number)
+    if kept is None:
+        return
+    target = out.with_suffix(".keras")
+    shutil.copyfile(kept, target)
+    config["model"] = target.name

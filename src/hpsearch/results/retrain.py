@@ -62,6 +62,11 @@ class TrainConfig(BaseModel):
     cpus: float = Field(1.0, gt=0)
     deterministic: bool = False
     input_stats: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = Field(
+        None,
+        description="the trial's own trained model (keep_models), beside this file: "
+        "`keras.models.load_model` reads it; `hpsearch train` trains a new one regardless",
+    )
     provenance: dict[str, Any] = Field(default_factory=dict)
 
 

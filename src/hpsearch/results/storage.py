@@ -9,6 +9,7 @@ missing SQLite file is an error that lists the databases that do exist beside it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,8 +24,10 @@ if TYPE_CHECKING:
 __all__ = [
     "HISTORY_KEY",
     "StudyRef",
+    "kept_model",
     "load_existing_study",
     "mask_url",
+    "model_path",
     "open_existing_storage",
     "open_study",
     "resolve_study",
@@ -40,6 +43,26 @@ __all__ = [
 HISTORY_KEY = "hpsearch:history"
 
 _EXAMPLE = "sqlite:///results/hpsearch.db"
+
+
+def model_path(models_dir: str | Path, number: int) -> Path:
+    """Where trial ``number``'s model is kept (study setting ``keep_models``)."""
+    return Path(models_dir) / f"trial_{number:05d}.keras"
+
+
+def kept_model(attrs: Mapping[str, Any], number: int) -> Path | None:
+    """Trial ``number``'s kept model, if the study keeps models and this one still exists.
+
+    Args:
+        attrs: The study's user attributes (``models``: the folder and the setting, stored by
+            the Recorder).
+        number: The trial.
+    """
+    models = attrs.get("models")
+    if not isinstance(models, Mapping) or not models.get("dir"):
+        return None
+    path = model_path(str(models["dir"]), number)
+    return path if path.is_file() else None
 
 
 def trial_history(trial: optuna.trial.FrozenTrial) -> list[dict[str, Any]]:

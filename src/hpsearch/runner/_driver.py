@@ -290,6 +290,7 @@ class RecorderCallback(_Unpicklable, Callback):
         self._objectives = [o.metric for o in spec.objectives]
         self._shown = [*self._objectives, spec.scheduler.metric]
         self._epochs = spec.budget.epochs
+        self._worker_retries = spec.resources.worker_retries
         self._run_stop = run_stop
         self._decisions = decisions
         self._console = console
@@ -339,13 +340,15 @@ class RecorderCallback(_Unpicklable, Callback):
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        """FAIL, with the trial's error text."""
+        """FAIL, with the trial's error text; cut as lost if its worker process died."""
         number = int(trial.config["number"])
+        death = _worker_death(trial)
         outcome = lifecycle.decide(
             self._last.get(number),
             objectives=self._objectives,
             epochs=self._epochs,
-            error=_error_text(trial),
+            error=None if death else _error_text(trial),
+            lost=death,
         )
         self.finish(number, outcome)
 
@@ -396,12 +399,22 @@ class RecorderCallback(_Unpicklable, Callback):
             self.finish(number, outcome)
 
     def finish(self, number: int, outcome: Outcome) -> None:
-        """Store, count, and print one trial's outcome."""
+        """Store, count, and print one trial's outcome; queue a lost trial again at once.
+
+        A trial Ray lost (its worker died, or could not run it) is retried with the same
+        parameters and seed up to ``resources.worker_retries`` times (see :func:`_retried`),
+        unless the run is stopping, this loss included (the failure streak counts it).
+        """
+        self._run_stop.streak.add(outcome)
+        if outcome.reason == lifecycle.WORKER_LOST:
+            stopping = self._run_stop.reason is not None or self._run_stop.streak.reached
+            outcome = _retried(
+                outcome, self._recorder, number, self._worker_retries, stopping=stopping
+            )
         self._recorder.finish(number, outcome, self._history.get(number, []))
         self._summary.outcomes[number] = outcome
         if self._progress is not None:
             self._progress.ended(number, outcome)
-        self._run_stop.streak.add(outcome)
         style = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}[outcome.state]
         if outcome.state == "FAIL":
             detail = outcome.summary()[:160]
@@ -579,6 +592,100 @@ def _error_text(trial: Trial) -> str:
     if local and Path(local).is_file():
         return Path(local).read_text(encoding="utf-8", errors="replace")
     return str(trial.get_error() or "the trial raised an error (Tune saved no text)")
+
+
+#: Ray's errors for a trial whose worker process died under it, or whose node did: nothing
+#: the trial's own code raised (that arrives as a ``RayTaskError``).
+_WORKER_DEATHS: tuple[type[BaseException], ...] = (
+    ray.exceptions.RayActorError,  # ActorDiedError: the trial's actor process died
+    ray.exceptions.WorkerCrashedError,
+    ray.exceptions.OutOfMemoryError,  # Ray's memory monitor killed it
+    ray.exceptions.NodeDiedError,
+    ray.exceptions.LocalRayletDiedError,
+)
+#: How those errors' texts begin, for when the pickled error cannot be read.
+_DEATH_TEXTS = (
+    ray.exceptions.ActorDiedError.BASE_ERROR_MSG,
+    "The worker died unexpectedly",
+    "Task was killed due to the node running low on memory",
+    "The task's local raylet died",
+)
+#: Starts the ``lost`` text of a trial whose worker died (see :func:`_retried`).
+_DIED = "the worker process died"
+
+
+def _worker_death(trial: Trial) -> str | None:
+    """One line on how the trial's worker process died, or None: the trial's code failed.
+
+    A worker killed under its trial (the OOM killer, a segfault in TensorFlow, SIGKILL) says
+    nothing about the configuration. Ray 2.60 then errors the trial with an
+    ``ActorDiedError`` ("The actor died unexpectedly before finishing this task." plus the
+    pid and "Worker exit type: SYSTEM_ERROR ... connection error code 2. End of file."), which
+    Tune pickles next to its ``error.txt`` before calling the callbacks; its copy in the
+    experiment's storage (``trial.get_error()``) is not synced yet at that moment. The type is
+    checked first; the text's first line only when the pickle cannot be read.
+    """
+    error: BaseException | None = None
+    pickled = trial.pickled_error_file
+    if pickled and Path(pickled).is_file():
+        from ray import cloudpickle
+
+        try:
+            with open(pickled, "rb") as file:
+                error = cloudpickle.load(file)
+        except Exception:  # e.g. the objective's own exception class, not importable here
+            error = None
+    text = str(error) if error is not None else _error_text(trial)
+    if error is not None:
+        died = (
+            isinstance(error, _WORKER_DEATHS)
+            and not isinstance(error, ray.exceptions.RayTaskError)
+            and not getattr(error, "actor_init_failed", False)
+        )
+        kind = type(error).__name__
+    else:
+        # Tune's error.txt: "Failure # 1 (occurred at ...)", then the error's own text.
+        lines = [line for line in text.strip().splitlines() if not line.startswith("Failure #")]
+        died = bool(lines) and lines[0].startswith(_DEATH_TEXTS)
+        kind = "Ray"
+    if not died:
+        return None
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("Failure #")]
+    details = []
+    for label, key in (("pid", "pid: "), ("exit type", "Worker exit type: ")):
+        for line in lines:
+            if key in line:
+                details.append(f"{label} {line.split(key, 1)[1].split()[0]}")
+                break
+    first = lines[0] if lines else "no error text"
+    return f"{_DIED}: {kind}: {first}" + (f" ({', '.join(details)})" if details else "")
+
+
+def _retried(
+    outcome: Outcome, recorder: Recorder, number: int, limit: int, *, stopping: bool
+) -> Outcome:
+    """A lost trial's outcome, once it is queued again (``resources.worker_retries``) or not.
+
+    Its error gains a last line, the one the terminal shows: ``worker died; retrying (1 of
+    2)``, or why it is not retried. A run that is stopping queues nothing: the next run
+    reruns the trial (``resume.cut_trials``), its retries counted on (see
+    :meth:`Recorder.worker_retries_done`).
+    """
+    what = "worker died" if _DIED in (outcome.error or "") else "worker lost"
+    if stopping:
+        note = f"{what}; not retried: the run is stopping"
+    elif (retry := recorder.retry_lost(number, limit)) is not None:
+        note = f"{what}; retrying ({retry} of {limit})"
+    elif limit == 0:
+        note = f"{what}; not retried (resources.worker_retries: 0)"
+    else:
+        done = recorder.worker_retries_done(number)
+        note = (
+            f"{what}; retried {done} time{'s' if done != 1 else ''} already, not again "
+            f"(resources.worker_retries: {limit})"
+        )
+    return dataclasses.replace(outcome, error=f"{outcome.error}\n{note}")
 
 
 def _start_ray(address: str | None, runtime_env: dict[str, Any] | None = None) -> bool:
@@ -813,7 +920,8 @@ def run_study(
         run_dir = (spec.results_dir / "ray").resolve() / f"{spec.name}-{stamp}-{os.getpid()}"
         log_dir = run_dir / "trial_logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        setup = dataclasses.replace(setup, log_dir=str(log_dir))
+        models = None if recorder.models_dir is None else str(recorder.models_dir)
+        setup = dataclasses.replace(setup, log_dir=str(log_dir), model_dir=models)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, setup=setup), {"cpu": plan.cpus, "gpu": plan.gpus}
         )

@@ -46,6 +46,8 @@ class TrialSetup:
         shipped_objective: Where the objective is on a cluster node, when the driver sent it
             with the job (see :func:`hpsearch.runner._cluster.locate_objective`); None: import
             ``objective_file`` itself.
+        model_dir: Where each COMPLETE trial saves its trained model (``keep_models``), or
+            None to keep none.
     """
 
     objective_file: str
@@ -57,6 +59,7 @@ class TrialSetup:
     input_stats: Mapping[str, Any] = field(default_factory=dict)
     log_dir: str | None = None
     shipped_objective: str | None = None
+    model_dir: str | None = None
 
 
 def tensorflow_env(cpus: float, gpus: float, *, deterministic: bool = False) -> dict[str, str]:
@@ -194,6 +197,23 @@ def trial_log(log_dir: str | None, number: int) -> Path | None:
     return folder / f"trial_{number:05d}.log"
 
 
+def model_file(model_dir: str | None, number: int) -> Path | None:
+    """Where the trial saves its model (``keep_models``), or None.
+
+    None too when this node cannot write the driver's folder (a cluster node without the
+    driver's disk): a model that cannot be kept must not fail the trial that trained it.
+    """
+    if not model_dir:
+        return None
+    from hpsearch.results.storage import model_path
+
+    try:
+        Path(model_dir).mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return model_path(model_dir, number) if os.access(model_dir, os.W_OK) else None
+
+
 def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """Ray Tune function trainable: train one trial, reporting each epoch to Tune."""
     with trial_output(trial_log(setup.log_dir, int(config["number"]))):
@@ -229,6 +249,7 @@ def _train(config: dict[str, Any], setup: TrialSetup) -> None:
         gpus=setup.gpus,
         input_stats=setup.input_stats,
         report=channel,
+        save_model=model_file(setup.model_dir, int(config["number"])),
     )
     objective.train(ctx)
     channel.check_completed(setup.epochs)

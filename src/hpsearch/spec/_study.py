@@ -389,6 +389,14 @@ class ResourcesSpec(_Strict):
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float | Literal["auto"] = "auto"
     max_concurrent: int | None = Field(None, ge=1)
+    worker_retries: int = Field(
+        2,
+        ge=0,
+        description="a trial whose Ray worker process died (the OOM killer, a segfault, a "
+        "kill) is queued again at once with the same parameters and seed, up to this many "
+        "times; the lost attempts are FAIL (worker_lost) and not counted against "
+        "budget.trials",
+    )
 
     @model_validator(mode="after")
     def _gpu_range(self) -> Self:
@@ -427,6 +435,13 @@ class StudySpec(_Strict):
         False,
         description="TensorFlow op determinism: a trial's numbers repeat bit for bit on the "
         "same machine and software, at some cost in speed",
+    )
+    keep_models: Literal["none", "pareto", "all"] = Field(
+        "none",
+        description="save trained models under results_dir/models/<study>/: `pareto` keeps "
+        "those of the current Pareto front (a model is deleted when its trial drops off it), "
+        "`all` every COMPLETE trial's; each is the model after its last epoch, the one the "
+        "trial's stored values describe",
     )
 
     @field_validator("storage")
