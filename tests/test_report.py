@@ -849,6 +849,7 @@ def test_report_page_history_curves_and_tables(tmp_path: Path) -> None:
     provenance = dict(map(tuple, tables["Provenance"].rows))  # type: ignore[arg-type]
     assert provenance["split sizes"] == json.dumps({"train": 1866, "val": _N_VAL, "test": 400})
     assert provenance["seed"] == "20201"
+    assert "Provenance</h3><div class='scroll'><table class=wrap>" in page  # long text wraps
     assert provenance["data file attributes"] == json.dumps(
         {"generator": "hpsearch.simulate.xgamma", "seed": 11}
     )

@@ -104,6 +104,7 @@ def test_asha_states_and_worker_reuse(synthetic_study: Callable[..., Path]) -> N
     # The simulator's own record in the data file: generator, seed and parameters.
     assert attrs["data"]["file_attrs"]["seed"] == 11
     assert attrs["data"]["file_attrs"]["task"] == "xgamma"
+    assert attrs["data"]["file_attrs"]["config"]["gamma_fraction"] == 0.5  # decoded JSON
 
 
 def test_trials_train_concurrently_and_resume_continues_the_search(

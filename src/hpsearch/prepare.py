@@ -10,6 +10,7 @@ input statistics (computed from the training split) in :attr:`PreparedStudy.inpu
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -113,9 +114,16 @@ _MAX_ATTR_CHARS = 20_000
 
 
 def _small_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """The file's attributes that are small enough to store with the study."""
+    """The file's attributes that are small enough to store with the study.
+
+    An attribute holding JSON text (our simulators write their configuration so) is stored
+    decoded, so the report shows its keys rather than escaped quotes.
+    """
     kept = {}
     for key, value in attrs.items():
+        if isinstance(value, str) and value[:1] in ("{", "["):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
         text = json.dumps(value, default=str)
         kept[key] = value if len(text) <= _MAX_ATTR_CHARS else f"<{len(text)} characters, not kept>"
     return kept

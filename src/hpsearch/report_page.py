@@ -666,6 +666,8 @@ class HtmlTable:
     header: list[str]
     rows: list[list[str]]
     caption: str = ""
+    #: Long text cells (provenance) wrap; number tables stay one line a row.
+    wrap: bool = False
 
     def html(self) -> str:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
@@ -675,7 +677,8 @@ class HtmlTable:
         )
         caption = f"<p class='caption'>{html.escape(self.caption)}</p>" if self.caption else ""
         return (
-            f"<h3>{html.escape(self.title)}</h3><div class='scroll'><table>"
+            f"<h3>{html.escape(self.title)}</h3><div class='scroll'>"
+            f"<table{' class=wrap' if self.wrap else ''}>"
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{caption}"
         )
 
@@ -799,7 +802,7 @@ def provenance_table(view: StudyView) -> HtmlTable:
         ["report made with", _joined(package_versions())],
         ["report machine", f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()})"],
     ]
-    return HtmlTable("Provenance", ["", ""], rows)
+    return HtmlTable("Provenance", ["", ""], rows, wrap=True)
 
 
 # -- the page ----------------------------------------------------------------------------------
@@ -810,6 +813,8 @@ h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2e
 table { border-collapse: collapse; font-size: .85em; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; white-space: nowrap; }
 th { background: #f4f5f7; } td:first-child, th:first-child { text-align: left; }
+table.wrap td { white-space: normal; text-align: left; overflow-wrap: anywhere; }
+table.wrap td:first-child { white-space: nowrap; overflow-wrap: normal; }
 .scroll { overflow-x: auto; } .caption, .missing { color: #666; font-size: .9em; }
 .notice { background: #fff4e5; border: 1px solid #f0b36b; padding: .6em 1em; }
 """
