@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -351,3 +352,34 @@ def test_a_trial_costs_a_handful_of_transactions(write_study: Callable[..., Path
     assert second.user_attrs["seed"] == ticket.seed
     assert "history" not in first.user_attrs
     assert first.system_attrs["hpsearch:history"][0]["val_loss"] == 0.4
+
+
+def _open_at_once(url: str, barrier: Any, results: Any) -> None:
+    barrier.wait()
+    try:
+        open_storage(url)
+        results.put("ok")
+    except Exception as exc:
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_drivers_opening_a_new_sqlite_storage_at_once_all_succeed(tmp_path: Path) -> None:
+    """Several processes open one new SQLite storage at the same moment (two drivers, or a
+    driver and a reader polling it): each creates Optuna's tables if missing, and the slower
+    ones must not fail on the faster one's tables."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    failures = []
+    for attempt in range(4):
+        url = f"sqlite:///{tmp_path}/race{attempt}.db"
+        barrier, results = context.Barrier(4), context.Queue()
+        workers = [
+            context.Process(target=_open_at_once, args=(url, barrier, results)) for _ in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+        failures += [r for r in (results.get(timeout=5) for _ in workers) if r != "ok"]
+    assert failures == []

@@ -73,7 +73,12 @@ class Run:
                 continue
             if trials and any(t.intermediate_values for t in trials.values()):
                 return
-        raise AssertionError("no trial trained within the timeout")
+        while not self.lines.empty():
+            self.seen.append(self.lines.get()[1])
+        raise AssertionError(
+            f"no trial trained within {timeout} s (driver exit status "
+            f"{self.process.poll()}); its stderr: {''.join(self.seen)[-3000:]}"
+        )
 
     def finish(self, timeout: float) -> str:
         """Wait for the exit; the rest of stderr."""

@@ -119,8 +119,9 @@ def open_storage(
                     )
                 break
             except Exception as exc:
-                # Two drivers started together on an empty database both create Optuna's
-                # tables; the slower one fails on a duplicate (PostgreSQL: the enum type).
+                # Two drivers started together on an empty database (or a driver and a
+                # reader) both create Optuna's tables; the slower one fails on a duplicate
+                # (PostgreSQL: the enum type; SQLite: alembic's version row, or the lock).
                 # By the next attempt the tables exist and it only reads them.
                 if not _lost_creation_race(exc) or attempt == _CREATE_ATTEMPTS - 1:
                     raise
@@ -150,8 +151,10 @@ def _lost_creation_race(exc: Exception) -> bool:
     """Whether ``exc`` is another process having created Optuna's schema first."""
     from sqlalchemy import exc as sql
 
-    return isinstance(exc, sql.IntegrityError | sql.ProgrammingError) and (
-        "already exists" in str(exc) or "duplicate" in str(exc).lower()
+    text = str(exc).lower()
+    races = ("already exists", "duplicate", "unique constraint", "database is locked")
+    return isinstance(exc, sql.IntegrityError | sql.ProgrammingError | sql.OperationalError) and (
+        any(race in text for race in races)
     )
 
 
