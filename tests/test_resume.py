@@ -69,9 +69,12 @@ def _wait_until(check: Callable[[dict[int, FrozenTrial]], bool], timeout: float 
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("at_once", [False, True], ids=["after-stale", "at-once"])
 def test_a_killed_driver_loses_nothing_and_its_cut_trials_run_again(
-    synthetic_study: Callable[..., Path],
+    synthetic_study: Callable[..., Path], at_once: bool
 ) -> None:
+    """kill -9 mid-study, then run again: after the killed driver's trials went stale, or at
+    once (the usual case: they go stale during the new run, which must still rerun them)."""
     write_space(sleep=0.15)
     path = synthetic_study(
         scheduler={"type": "fifo"},
@@ -102,7 +105,8 @@ def test_a_killed_driver_loses_nothing_and_its_cut_trials_run_again(
     ended = {n: t for n, t in before.items() if t.state.is_finished()}
     killed = {n: t for n, t in before.items() if t.state == TrialState.RUNNING}
     assert killed, "the driver was killed while trials ran"
-    time.sleep(3.5)  # three missed heartbeats: the killed driver's trials are stale
+    if not at_once:
+        time.sleep(3.5)  # three missed heartbeats: the killed driver's trials are stale
 
     assert main(["run", str(path), *FAST_BEAT]) == 0
     after = stored_trials()

@@ -499,9 +499,13 @@ class _Heartbeat:
             try:
                 self._recorder.beat(live)
                 if beats % STALE_AFTER_BEATS == 0:
-                    # A driver that died during this run holds budget with its RUNNING
-                    # trials; end them (cut, rerun by the next run) so the budget frees.
-                    self._recorder.fail_leftovers()
+                    # A driver that died (before or during this run: a run started right
+                    # after a kill -9 finds its trials not yet stale) holds budget with its
+                    # RUNNING trials; end them as cut, and queue their parameters so that
+                    # this run's next asks train them again.
+                    ended = self._recorder.fail_leftovers()
+                    if ended:
+                        self._summary.requeued += self._recorder.rerun_cut(len(ended))
             except Exception:  # a storage hiccup: the next beat tries again
                 logging.getLogger(__name__).debug("heartbeat failed", exc_info=True)
 
