@@ -55,6 +55,7 @@ from hpsearch.recorder import STALE_AFTER_BEATS, Recorder, TrialTicket
 from hpsearch.results.storage import mask_url
 from hpsearch.runner import _cluster
 from hpsearch.runner._address import check_address
+from hpsearch.runner._moasha import Rungs
 from hpsearch.runner._progress import Progress
 from hpsearch.runner._resources import ResourcePlan, plan_resources
 from hpsearch.runner._worker import PLACEMENT_KEYS, REPORT_KEY, TrialSetup, run_trial
@@ -269,6 +270,27 @@ class _Median(_NotedDecisions, _Unpicklable, MedianStoppingRule):
     def __init__(self, decisions: _DecisionsKept, **kwargs: Any) -> None:
         super().__init__(hard_stop=True, **kwargs)
         self.decisions = decisions
+
+
+class _MOASHA(_Unpicklable, FIFOScheduler):
+    """Asynchronous successive halving by Pareto rank over the study's objectives.
+
+    The rule is :class:`hpsearch.runner._moasha.Rungs`; this class only feeds it Tune's results
+    (each epoch's report carries every objective's value so far) and turns its answer into
+    Tune's CONTINUE or STOP, noted so that the trial is recorded PRUNED.
+    """
+
+    def __init__(self, decisions: _DecisionsKept, rungs: Rungs) -> None:
+        super().__init__()
+        self.decisions = decisions
+        self._rungs = rungs
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
+        """STOP a trial that is neither on its rung's front nor in its best share."""
+        epoch = result.get("epoch")
+        if not isinstance(epoch, int) or self._rungs.goes_on(str(trial.trial_id), epoch, result):
+            return TrialScheduler.CONTINUE
+        return self.decisions.note(trial, TrialScheduler.STOP)
 
 
 class RecorderCallback(_Unpicklable, Callback):
@@ -796,6 +818,14 @@ def _make_scheduler(spec: StudySpec, decisions: _DecisionsKept) -> TrialSchedule
     grace = min(scheduler.grace_period, spec.budget.epochs)
     if scheduler.type == "fifo":
         return FIFOScheduler()
+    if scheduler.type == "moasha":
+        objectives = [
+            (o.metric, "max" if o.direction == "maximize" else "min") for o in spec.objectives
+        ]
+        return _MOASHA(
+            decisions,
+            Rungs(objectives, grace, scheduler.reduction_factor, spec.budget.epochs),
+        )
     if scheduler.type == "median":
         return _Median(
             decisions,

@@ -323,15 +323,18 @@ class SchedulerSpec(_Strict):
 
     ``asha`` (asynchronous successive halving), ``hyperband`` (ASHA over several brackets of
     different grace periods, Ray's asynchronous HyperBand), ``median`` (stop a trial whose
-    best value so far is worse than the median of others at the same epoch) and ``fifo``
-    (no early stopping).
+    best value so far is worse than the median of others at the same epoch), ``moasha`` (ASHA
+    ranking each rung by Pareto rank over all the study's objectives, not one metric; see
+    :mod:`hpsearch.runner._moasha`) and ``fifo`` (no early stopping).
     """
 
-    type: Literal["asha", "hyperband", "median", "fifo"] = "asha"
+    type: Literal["asha", "hyperband", "median", "moasha", "fifo"] = "asha"
     metric: str = Field("val_accuracy", description="default: the study's first objective")
     mode: Literal["max", "min"] = Field("max", description="default: the metric's direction")
     grace_period: int = Field(1, ge=1, description="epochs every trial gets")
-    reduction_factor: float = Field(2.0, gt=1, description="asha, hyperband: keep 1 in this")
+    reduction_factor: float = Field(
+        2.0, gt=1, description="asha, moasha, hyperband: keep 1 in this"
+    )
     brackets: int = Field(3, ge=1, description="hyperband: brackets of different grace periods")
     min_samples: int = Field(3, ge=1, description="median: trials needed before it stops any")
 
@@ -339,6 +342,7 @@ class SchedulerSpec(_Strict):
     def _settings_of_this_type(self) -> Self:
         settings = {
             "asha": {"reduction_factor"},
+            "moasha": {"reduction_factor"},
             "hyperband": {"reduction_factor", "brackets"},
             "median": {"min_samples"},
             "fifo": set(),
