@@ -6,6 +6,8 @@ plain Optuna, and measure from the clock inside each worker when trials trained 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -21,6 +23,25 @@ def stored_trials(storage: str = STORAGE, name: str = "synthetic") -> dict[int, 
     """The study's stored trials by number."""
     study = optuna.load_study(study_name=name, storage=storage)
     return {t.number: t for t in study.get_trials()}
+
+
+def poll_trials(check: Callable[[dict[int, FrozenTrial]], bool], timeout: float) -> bool:
+    """Read the stored trials every 0.3 s until ``check`` holds (True) or ``timeout`` passes.
+
+    A driver in another process may not have created the database, its tables or the study
+    yet: such reads are skipped.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if not Path(STORAGE.removeprefix("sqlite:///")).exists():
+            continue
+        try:
+            if check(stored_trials()):
+                return True
+        except Exception:  # the driver has not created the study (or its tables) yet
+            continue
+    return False
 
 
 def write_space(**values: object) -> None:

@@ -21,7 +21,7 @@ from hpsearch.lifecycle import counts_against_budget
 from hpsearch.prepare import prepare
 from hpsearch.recorder import Recorder, open_storage
 from hpsearch.spec import load_study
-from synthetic_runs import STORAGE, stored_trials, write_space
+from synthetic_runs import STORAGE, poll_trials, stored_trials, write_space
 
 CLI = Path(sys.executable).with_name("hpsearch")
 #: Trials of a killed driver are stale after 3 beats: 3 s here, not 30.
@@ -55,17 +55,8 @@ def _spawn(path: Path) -> subprocess.Popen[str]:
 
 
 def _wait_until(check: Callable[[dict[int, FrozenTrial]], bool], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        time.sleep(0.3)
-        if not Path("results/test.db").exists():
-            continue
-        try:
-            if check(stored_trials()):
-                return
-        except Exception:  # the driver has not created the study (or its tables) yet
-            continue
-    raise AssertionError("timed out")
+    if not poll_trials(check, timeout):
+        raise AssertionError("timed out")
 
 
 @pytest.mark.e2e

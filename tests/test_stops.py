@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from synthetic_runs import stored_trials, write_space
+from synthetic_runs import poll_trials, stored_trials, write_space
 
 pytestmark = pytest.mark.e2e
 
@@ -62,17 +62,8 @@ class Run:
 
     def wait_for_training(self, timeout: float = 120) -> None:
         """Until the first trial has reported an epoch."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            time.sleep(0.3)
-            if not Path("results/test.db").exists():
-                continue
-            try:
-                trials = stored_trials()
-            except Exception:  # the driver has not created the study (or its tables) yet
-                continue
-            if trials and any(t.intermediate_values for t in trials.values()):
-                return
+        if poll_trials(lambda ts: any(t.intermediate_values for t in ts.values()), timeout):
+            return
         while not self.lines.empty():
             self.seen.append(self.lines.get()[1])
         raise AssertionError(
