@@ -366,7 +366,9 @@ class Recorder:
         )
         return counted, sum(t.state == TrialState.RUNNING for t in trials)
 
-    def note_run(self, nodes: list[Mapping[str, Any]], *, address: str | None) -> None:
+    def note_run(
+        self, nodes: list[Mapping[str, Any]], *, address: str | None, concurrency: int | None = None
+    ) -> None:
         """Record what this run runs on: the Ray nodes and the package versions.
 
         Appended to the study's ``runs`` (a resumed study may have run on other machines);
@@ -375,23 +377,43 @@ class Recorder:
         Args:
             nodes: The alive nodes, as ``ray.nodes()`` gives them.
             address: The Ray cluster joined (None: local Ray).
+            concurrency: Trials this run runs side by side (a learning-curve table's replay
+                simulates as many by default).
         """
         from datetime import datetime
 
         from hpsearch import provenance
 
         versions = provenance.package_versions()
-        run = {
+        run: dict[str, Any] = {
             "started": datetime.now().isoformat(timespec="seconds"),
             "ray_address": address or "local",
             "nodes": [provenance.describe_node(node) for node in nodes],
             "versions": versions,
         }
+        if concurrency is not None:
+            run["concurrency"] = concurrency
         runs = self.study.user_attrs.get("runs")
         runs = [*runs, run] if isinstance(runs, list) else [run]
         self.study.set_user_attr("runs", _jsonable(runs))
         self.study.set_user_attr("hardware", provenance.summarize(nodes))
         self.study.set_user_attr("versions", versions)
+
+    def note_replay(self, replay: Mapping[str, Any], *, baseline: Any = None) -> None:
+        """Record that this study's trials are replayed from a learning-curve table.
+
+        Appended to the study's ``runs`` like a run's nodes, so the report's provenance says
+        the trials were not trained here; the recording's baseline stands for the study's.
+        """
+        from datetime import datetime
+
+        run = {"started": datetime.now().isoformat(timespec="seconds"), "replay": dict(replay)}
+        runs = self.study.user_attrs.get("runs")
+        runs = [*runs, run] if isinstance(runs, list) else [run]
+        self.study.set_user_attr("runs", _jsonable(runs))
+        self.study.set_user_attr("replay", _jsonable(dict(replay)))
+        if baseline is not None and "baseline" not in self.study.user_attrs:
+            self.study.set_user_attr("baseline", _jsonable(baseline))
 
     @contextlib.contextmanager
     def budget_lock(self) -> Iterator[None]:

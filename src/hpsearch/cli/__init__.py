@@ -17,13 +17,23 @@ from rich.console import Console
 from rich.markup import escape
 
 from hpsearch._version import __version__
-from hpsearch.cli import dashboard, export, report, run, simulate, studies, train, validate
+from hpsearch.cli import (
+    curves,
+    dashboard,
+    export,
+    report,
+    run,
+    simulate,
+    studies,
+    train,
+    validate,
+)
 from hpsearch.errors import HpsearchError, InputError
 
 __all__ = ["main"]
 
 #: The command modules, in the order ``hpsearch --help`` lists them.
-COMMANDS = (run, validate, report, simulate, dashboard, export, train, studies)
+COMMANDS = (run, validate, report, simulate, dashboard, export, train, studies, curves)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ from hpsearch.cli._common import (
     study_arguments,
     traced,
 )
+from hpsearch.errors import InputError
 
 if TYPE_CHECKING:
     from hpsearch.prepare import PreparedStudy
@@ -34,6 +35,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="configurations to run first (YAML: label -> parameters as the objective gets them)",
     )
+    run.add_argument(
+        "--replay",
+        type=Path,
+        metavar="TABLE",
+        help="no training: replay the search against a learning-curve table (`hpsearch curves "
+        "record`) on a simulated clock, into the study <name>-replay unless --set name=...",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="with --replay: trials side by side on the simulated clock (default: as recorded)",
+    )
     debug_argument(run)
     run.set_defaults(handler=traced(handle))
 
@@ -51,6 +65,10 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     from hpsearch.searchers import make_searcher
     from hpsearch.spec import load_enqueue
 
+    if getattr(args, "replay", None) is not None:
+        return handle_replay(args, console)
+    if getattr(args, "workers", None) is not None:
+        raise InputError("--workers", "workers", "only applies with --replay", "add --replay TABLE")
     loaded = load(args)
     if args.address is not None:
         from hpsearch.runner._address import check_address
@@ -97,6 +115,67 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     if code == 1:
         console.print(f"[bold red]error:[/] {failure_text(summary)}", highlight=False)
     return code
+
+
+def handle_replay(args: argparse.Namespace, console: Console) -> int:
+    """Replay the study's search against a learning-curve table: no data, no Ray workers.
+
+    The replayed study is named ``<name>-replay`` (unless ``--set name=...`` says otherwise),
+    so that simulated trials never mix with trained ones in one study.
+    """
+    from hpsearch.curves import CurveTable
+    from hpsearch.recorder import Recorder, open_storage
+    from hpsearch.report import print_report
+    from hpsearch.runner._replay import check_table, replay_study
+    from hpsearch.searchers import make_searcher
+    from hpsearch.spec import load_study
+
+    named = any(item.split("=", 1)[0].strip() == "name" for item in args.overrides)
+    study = load_study(args.study, args.overrides, storage=args.storage)
+    if not named:
+        study = load_study(
+            args.study, [*args.overrides, f"name={study.spec.name}-replay"], storage=args.storage
+        )
+    if args.enqueue is not None or args.address is not None:
+        which = "--enqueue" if args.enqueue is not None else "--address"
+        raise InputError(which, which[2:], "does not apply to a replay", f"drop {which}")
+    table = CurveTable.read(args.replay)
+    check_table(study, table, args.replay)
+    workers = args.workers or int(table.meta.get("concurrency") or 2)
+    if workers < 1:
+        raise InputError("--workers", "workers", f"got {workers}", "give N >= 1")
+    make_searcher(study)  # its refusals precede storage
+    storage = open_storage(
+        study.spec.storage, source=(args.storage and "--storage") or study.source
+    )
+    meta = table.meta
+    recorder = Recorder(
+        study,
+        storage,
+        provenance={k: meta[k] for k in ("task_info", "table_metrics", "data") if meta.get(k)},
+    )
+    recorder.note_replay(
+        {
+            "table": str(args.replay),
+            "rows": table.rows,
+            "epochs": table.epochs,
+            "workers": workers,
+            "recorded_with": meta.get("command"),
+            "recorded_on": meta.get("hardware"),
+        },
+        baseline=meta.get("baseline"),
+    )
+    console.print(
+        f"[bold]Replaying[/] {study.spec.budget.trials} trial(s) of {study.spec.name!r} against "
+        f"{args.replay} ({table.rows} recorded configurations), {workers} at a time on a "
+        "simulated clock",
+        highlight=False,
+    )
+    summary = replay_study(study, recorder, table, workers=workers, console=console)
+    if summary.numbers:
+        console.print(summary.line(), highlight=False)
+    print_report(recorder.study, stdout(), html_path(study.spec.results_dir, study.spec.name))
+    return exit_code(summary)
 
 
 def exit_code(summary: RunSummary) -> int:

@@ -48,6 +48,7 @@ from rich.console import Console
 from rich.live import Live
 
 from hpsearch import lifecycle
+from hpsearch.curves import REPLAY_KEYS
 from hpsearch.errors import InputError
 from hpsearch.lifecycle import FailureStreak, Outcome, RunStop
 from hpsearch.prepare import PreparedStudy
@@ -96,11 +97,15 @@ class RunSummary:
         """Trials run side by side (the limit this run set)."""
         return self.plan.concurrency if self.plan else 0
 
+    def took(self) -> str:
+        """How long the run took, for :meth:`line`."""
+        return f"{self.wall_seconds:.0f} s"
+
     def line(self) -> str:
         """One line on what this run did, for the terminal."""
         counts = lifecycle.tally(self.outcomes.values())
         cut = [outcome.reason for outcome in self.outcomes.values() if outcome.cut]
-        text = f"This run: {len(self.numbers)} trial(s) in {self.wall_seconds:.0f} s, " + ", ".join(
+        text = f"This run: {len(self.numbers)} trial(s) in {self.took()}, " + ", ".join(
             f"{state} {n}" for state, n in counts.items()
         )
         if cut:
@@ -293,6 +298,10 @@ class _MOASHA(_Unpicklable, FIFOScheduler):
         return self.decisions.note(trial, TrialScheduler.STOP)
 
 
+#: Report keys that are bookkeeping, not per-epoch metrics: kept out of a trial's history.
+_NOT_HISTORY = frozenset({"complete", "n_params", *PLACEMENT_KEYS, *REPLAY_KEYS})
+
+
 class RecorderCallback(_Unpicklable, Callback):
     """Turns Tune's events into one Outcome per trial, and hands it to every consumer."""
 
@@ -327,11 +336,7 @@ class RecorderCallback(_Unpicklable, Callback):
         own = dict(result.get(REPORT_KEY, {}))
         self._last[number] = own
         self._history.setdefault(number, []).append(
-            {
-                k: v
-                for k, v in own.items()
-                if not k.startswith("test_") and k not in ("complete", "n_params", *PLACEMENT_KEYS)
-            }
+            {k: v for k, v in own.items() if not k.startswith("test_") and k not in _NOT_HISTORY}
         )
         self._recorder.record_epoch(number, own)
         if self._progress is not None:
@@ -371,6 +376,13 @@ class RecorderCallback(_Unpicklable, Callback):
             epochs=self._epochs,
             error=None if death else _error_text(trial),
             lost=death,
+        )
+        self.finish(number, outcome)
+
+    def fail(self, number: int, error: str) -> None:
+        """FAIL the trial with ``error`` as its text (replayed: its recorded run failed)."""
+        outcome = lifecycle.decide(
+            self._last.get(number), objectives=self._objectives, epochs=self._epochs, error=error
         )
         self.finish(number, outcome)
 
@@ -897,7 +909,11 @@ def run_study(
     held = contextlib.ExitStack()
     try:
         plan = plan_resources(study, _alive_nodes(), remaining)
-        recorder.note_run([n for n in ray.nodes() if n.get("Alive")], address=address)
+        recorder.note_run(
+            [n for n in ray.nodes() if n.get("Alive")],
+            address=address,
+            concurrency=plan.concurrency,
+        )
         if on_cluster:
             # Local Ray shares the driver's disk, where prepare() already read the data.
             _cluster.check_data_on_nodes(

@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -89,7 +90,10 @@ class ReportChannel:
     :data:`REPORT_KEY`; the driver reads that and nothing else (filtering Tune's keys by the
     objective's ``METRICS`` once dropped ``train_seconds`` from objectives that did not list it).
     The scheduler's metric and ``epoch`` stay at the top level too, where the scheduler reads
-    them.
+    them. Each report also carries ``wall_seconds``, the trial's wall time since the channel
+    opened (model building, validation and test passes included): the compute a trial really
+    took, which ``train_seconds`` (training alone) leaves out and a replayed search's simulated
+    clock advances by (see :mod:`hpsearch.curves`).
 
     Args:
         send: ``ray.tune.report`` (or any callable taking a dict, in tests).
@@ -103,10 +107,16 @@ class ReportChannel:
         self._where = dict(where or {})
         self.completed = False
         self.last_epoch = 0
+        self._opened = time.monotonic()
 
     def __call__(self, metrics: Mapping[str, Any]) -> None:
         """Send one epoch's metrics."""
-        own = {**metrics, "worker_pid": os.getpid(), **self._where}
+        own = {
+            **metrics,
+            "wall_seconds": time.monotonic() - self._opened,
+            "worker_pid": os.getpid(),
+            **self._where,
+        }
         self.completed = self.completed or bool(metrics.get("complete"))
         self.last_epoch = int(metrics.get("epoch", self.last_epoch) or 0)
         self._send({**metrics, REPORT_KEY: own})

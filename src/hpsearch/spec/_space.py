@@ -241,6 +241,10 @@ class SearchSpace:
         """Every searched name in every branch, in file order; a choice as a categorical."""
         return dict(_params(self.tree, ""))
 
+    def choice_names(self) -> list[str]:
+        """The dotted names of the conditional choices (``model``, ``lr_schedule``, ...)."""
+        return [name for name, node in _nodes(self.tree, "") if isinstance(node, Choice)]
+
     @property
     def conditional(self) -> bool:
         """Whether some parameter exists only in some trials (the space has a choice)."""
