@@ -328,3 +328,24 @@ def test_curves_record_then_replay(
     assert main(["run", str(study), "--replay", "t.h5", "--set", "budget.trials=8"]) == 0
     replayed = stored_trials(STORAGE, "synthetic-replay")
     assert len(replayed) == 8
+
+
+def test_optuna_median_prunes_below_the_completed_trials_median(
+    ten_rows: tuple[Path, Path, CurveTable],
+) -> None:
+    """Optuna's MedianPruner, after 2 completed trials (min_samples): 0.5 and 0.9 complete
+    (too few completed before them), 0.6 is below their median 0.7 at epoch 1 and is pruned,
+    0.8 is above it and completes (the pruned 0.6 does not count: only completed trials do).
+    """
+    study, _, _ = ten_rows
+    accuracy = {0.5: 0.5, 0.9: 0.9, 0.6: 0.6, 0.8: 0.8}
+    rows = [(x, [a] * 4, [1.0, 2.0, 3.0, 4.0], [1.0] * 4) for x, a in accuracy.items()]
+    summary = _replay(
+        study,
+        make_table(study, rows),
+        workers=1,
+        enqueue=list(accuracy),
+        overrides=["budget.trials=4", "scheduler={type: optuna-median, min_samples: 2}"],
+    )
+    ended = {t.number: (t.state, t.epochs) for t in summary.trials}
+    assert ended == {0: ("COMPLETE", 4), 1: ("COMPLETE", 4), 2: ("PRUNED", 1), 3: ("COMPLETE", 4)}

@@ -57,6 +57,7 @@ from hpsearch.results.storage import mask_url
 from hpsearch.runner import _cluster
 from hpsearch.runner._address import check_address
 from hpsearch.runner._moasha import Rungs
+from hpsearch.runner._optuna_median import N_STARTUP_TRIALS, MedianRule
 from hpsearch.runner._progress import Progress
 from hpsearch.runner._resources import ResourcePlan, plan_resources
 from hpsearch.runner._worker import PLACEMENT_KEYS, REPORT_KEY, TrialSetup, run_trial
@@ -300,6 +301,25 @@ class _MOASHA(_Unpicklable, FIFOScheduler):
 
 #: Report keys that are bookkeeping, not per-epoch metrics: kept out of a trial's history.
 _NOT_HISTORY = frozenset({"complete", "n_params", *PLACEMENT_KEYS, *REPLAY_KEYS})
+
+
+class _OptunaMedian(_Unpicklable, FIFOScheduler):
+    """Optuna's ``MedianPruner`` as a Tune scheduler (see :mod:`hpsearch.runner._optuna_median`)."""
+
+    def __init__(self, decisions: _DecisionsKept, rule: MedianRule, metric: str) -> None:
+        super().__init__()
+        self.decisions = decisions
+        self._rule = rule
+        self._watched = metric
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
+        """STOP a trial the pruner prunes."""
+        epoch, value = result.get("epoch"), result.get(self._watched)
+        if not isinstance(epoch, int) or not isinstance(value, int | float):
+            return TrialScheduler.CONTINUE
+        if self._rule.goes_on(str(trial.trial_id), epoch, float(value)):
+            return TrialScheduler.CONTINUE
+        return self.decisions.note(trial, TrialScheduler.STOP)
 
 
 class RecorderCallback(_Unpicklable, Callback):
@@ -838,6 +858,15 @@ def _make_scheduler(spec: StudySpec, decisions: _DecisionsKept) -> TrialSchedule
             decisions,
             Rungs(objectives, grace, scheduler.reduction_factor, spec.budget.epochs),
         )
+    if scheduler.type == "optuna-median":
+        startup = scheduler.min_samples if "min_samples" in scheduler.model_fields_set else None
+        rule = MedianRule(
+            scheduler.mode,
+            n_startup_trials=startup or N_STARTUP_TRIALS,
+            n_warmup_steps=grace,
+            max_t=spec.budget.epochs,
+        )
+        return _OptunaMedian(decisions, rule, scheduler.metric)
     if scheduler.type == "median":
         return _Median(
             decisions,

@@ -325,10 +325,13 @@ class SchedulerSpec(_Strict):
     different grace periods, Ray's asynchronous HyperBand), ``median`` (stop a trial whose
     best value so far is worse than the median of others at the same epoch), ``moasha`` (ASHA
     ranking each rung by Pareto rank over all the study's objectives, not one metric; see
-    :mod:`hpsearch.runner._moasha`) and ``fifo`` (no early stopping).
+    :mod:`hpsearch.runner._moasha`), ``optuna-median`` (Optuna's own ``MedianPruner``: a
+    trial whose best value so far is worse than the median of the completed trials' values at
+    the same epoch, once ``min_samples`` trials (Optuna's default 5) have completed) and
+    ``fifo`` (no early stopping).
     """
 
-    type: Literal["asha", "hyperband", "median", "moasha", "fifo"] = "asha"
+    type: Literal["asha", "hyperband", "median", "optuna-median", "moasha", "fifo"] = "asha"
     metric: str = Field("val_accuracy", description="default: the study's first objective")
     mode: Literal["max", "min"] = Field("max", description="default: the metric's direction")
     grace_period: int = Field(1, ge=1, description="epochs every trial gets")
@@ -336,7 +339,12 @@ class SchedulerSpec(_Strict):
         2.0, gt=1, description="asha, moasha, hyperband: keep 1 in this"
     )
     brackets: int = Field(3, ge=1, description="hyperband: brackets of different grace periods")
-    min_samples: int = Field(3, ge=1, description="median: trials needed before it stops any")
+    min_samples: int = Field(
+        3,
+        ge=1,
+        description="median: trials needed before it stops any; optuna-median: completed "
+        "trials needed (default there: Optuna's 5)",
+    )
 
     @model_validator(mode="after")
     def _settings_of_this_type(self) -> Self:
@@ -345,6 +353,7 @@ class SchedulerSpec(_Strict):
             "moasha": {"reduction_factor"},
             "hyperband": {"reduction_factor", "brackets"},
             "median": {"min_samples"},
+            "optuna-median": {"min_samples"},
             "fifo": set(),
         }[self.type] | {"type", "metric", "mode", "grace_period"}
         unknown = sorted(self.model_fields_set - settings)
