@@ -383,3 +383,37 @@ def test_drivers_opening_a_new_sqlite_storage_at_once_all_succeed(tmp_path: Path
             worker.join(timeout=120)
         failures += [r for r in (results.get(timeout=5) for _ in workers) if r != "ok"]
     assert failures == []
+
+
+def test_asking_reads_the_stored_trials_once_not_once_per_parameter(
+    write_study: Callable[..., Path],
+) -> None:
+    """TPE with ``constant_liar`` re-reads every trial for every parameter it samples (Optuna
+    skips its per-ask cache then, as other processes' running trials may change); hpsearch
+    asks from one process, so one snapshot per ask serves all ten parameters. Counted as
+    statements reading the trials table, with SQLAlchemy's event hooks."""
+    from sqlalchemy import event
+
+    study = load_study(write_study(searcher={"type": "optuna-tpe", "n_startup_trials": 2}))
+    storage = open_storage(study.spec.storage)
+    recorder = Recorder(study, storage)
+    objectives = [o.metric for o in study.spec.objectives]
+    for accuracy in (0.6, 0.7, 0.8):
+        ticket = recorder.ask()
+        last = {"epoch": 3, "val_accuracy": accuracy, "train_seconds": 9.0, "complete": True}
+        recorder.finish(ticket.number, decide(last, objectives=objectives, epochs=3), [last])
+    reads = []
+
+    def statement(*args: object) -> None:
+        text = " ".join(str(args[2]).split())
+        if text.startswith("SELECT") and "FROM trials" in text:
+            reads.append(text)
+
+    event.listen(storage.engine, "after_cursor_execute", statement)
+    ticket = recorder.ask()
+    assert len(ticket.params) >= 10
+    # TPE modelled this ask (3 finished trials > 2 startup ones), reading the history.
+    assert reads
+    # The count, the waiting queue, the new trial's number and row, one snapshot of the
+    # history (17 reads before: one per sampled parameter and more).
+    assert len(reads) <= 6, "\n".join(r[:150] for r in reads)

@@ -601,10 +601,10 @@ class Recorder:
         Returns:
             How many were queued now.
         """
-        before = self.storage.get_n_trials(self._study_id)
+        before = _rdb.count_trials(self.storage, self._study_id)
         for label, flat in configs:
             self.study.enqueue_trial(flat, user_attrs={"enqueued_as": label}, skip_if_exists=True)
-        return self.storage.get_n_trials(self._study_id) - before
+        return _rdb.count_trials(self.storage, self._study_id) - before
 
     # -- trials ----------------------------------------------------------------------------
 
@@ -618,7 +618,7 @@ class Recorder:
             log_file: Where the trial's own output goes, given its number; stored on the trial
                 (user attribute ``log_file``).
         """
-        upcoming = self.storage.get_n_trials(self._study_id)
+        upcoming = _rdb.count_trials(self.storage, self._study_id)
         self.study.sampler = self._searcher.sampler(upcoming)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -669,6 +669,8 @@ class Recorder:
         state = TrialState[outcome.state]
         values = list(outcome.values or ()) if state == TrialState.COMPLETE else None
         sampler = self.study.sampler
+        # As Optuna's ``tell`` does: the next read of the trials sees this ending.
+        self.study._thread_local.cached_all_trials = None
         if type(sampler).after_trial is not optuna.samplers.BaseSampler.after_trial:
             sampler.after_trial(self.study, self.storage.get_trial(trial_id), state, values)
         _rdb.write(

@@ -64,6 +64,26 @@ def rdb(storage: Any) -> optuna.storages.RDBStorage | None:
     return backend if isinstance(backend, optuna.storages.RDBStorage) else None
 
 
+def count_trials(storage: Any, study_id: int) -> int:
+    """How many trials the study holds, counted by the database.
+
+    Optuna's ``get_n_trials`` loads every trial (parameters, attributes, values) to count
+    them: 70 ms at 100 trials, on every ask.
+    """
+    backend = rdb(storage)
+    if backend is None:
+        return int(storage.get_n_trials(study_id))
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(backend.scoped_session) as session:
+        query = sqlalchemy.select(sqlalchemy.func.count(models.TrialModel.trial_id)).where(
+            models.TrialModel.study_id == study_id
+        )
+        return int(session.execute(query).scalar_one())
+
+
 def write(
     storage: Any,
     trial_id: int,
