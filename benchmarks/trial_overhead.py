@@ -1,11 +1,16 @@
-"""Per-trial overhead of hpsearch's runner against the ideal, on the synthetic objective.
+"""Per-trial overhead of hpsearch's runner against bare Ray Tune, on the synthetic objective.
 
 Each trial reports ``--epochs`` epochs of ``--sleep`` seconds and does nothing else, so any wall
 time beyond ``trials * epochs * sleep / concurrency`` is scheduling, recording and process
-overhead. anchors.md measured bare Ray Tune here at 2.0 s per trial without actor reuse and
-0.13 s with it; hpsearch reuses actors and writes every epoch to SQLite.
+overhead. Both run in a fresh process each: ``hpsearch run`` itself (random searcher, FIFO,
+SQLite storage, reused actors) and a bare Tune loop with the same trainable, reused actors,
+FIFO, no searcher and no storage, with the two Tune settings hpsearch sets (no per-trial CSV,
+JSON and TensorBoard loggers; as many pending trials as slots), so that the difference is
+what hpsearch adds. Wall time runs from process start to exit (Python imports and Ray's start
+included in both); "first report" is when epoch 1 of the first trial arrived.
 
-    .venv/bin/python benchmarks/trial_overhead.py --trials 40 --epochs 5 --sleep 0.2
+    .venv/bin/python benchmarks/trial_overhead.py --trials 100 --sleep 0      # no-op trainable
+    .venv/bin/python benchmarks/trial_overhead.py --trials 100 --sleep 0.2    # ~1 s trainable
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,23 +30,73 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    """Run the synthetic study once and print wall time against the ideal."""
+    """Run the synthetic study under hpsearch and bare Ray Tune, each in a fresh process."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--sleep", type=float, default=0.2)
+    parser.add_argument("--sleep", type=float, default=0.2, help="seconds per epoch (0: no-op)")
     parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--bare", action="store_true", help="bare Ray Tune, for comparison")
+    parser.add_argument(
+        "--mode",
+        choices=("both", "hpsearch", "bare", "inside-bare"),
+        default="both",
+        help="what to run",
+    )
+    parser.add_argument("--bare", action="store_true", help="same as --mode bare")
     args = parser.parse_args()
     if args.bare:
+        args.mode = "bare"
+    if args.mode == "inside-bare":
         bare(args)
         return
+    modes = ("hpsearch", "bare") if args.mode == "both" else (args.mode,)
+    ideal = args.trials * args.epochs * args.sleep / args.concurrency
+    figures = {mode: measure(mode, args) for mode in modes}
+    for mode, (wall, first) in figures.items():
+        print(
+            f"{mode:>8}: {args.trials} trials x {args.epochs} epochs x {args.sleep} s, "
+            f"{args.concurrency} at a time: wall {wall:.1f} s (process start to exit), ideal "
+            f"{ideal:.1f} s, overhead {(wall - ideal) / args.trials:.3f} s per trial; first "
+            f"report {first:.1f} s after the start"
+        )
+    if len(figures) == 2:
+        ratio = figures["hpsearch"][0] / figures["bare"][0]
+        print(f"hpsearch / bare Ray Tune wall time: {ratio:.3f}x")
 
-    from hpsearch.cli import main as cli
+
+def measure(mode: str, args: argparse.Namespace) -> tuple[float, float]:
+    """Wall seconds of one run in a fresh process, and seconds to its first report."""
+    work = Path(tempfile.mkdtemp(prefix="hpsearch-bench-"))
+    try:
+        if mode == "hpsearch":
+            command = hpsearch_command(work, args)
+        else:
+            command = [
+                sys.executable,
+                __file__,
+                "--mode",
+                "inside-bare",
+                *(f"--{k}={getattr(args, k)}" for k in ("trials", "epochs", "sleep")),
+                f"--concurrency={args.concurrency}",
+            ]
+            os.environ["HPSEARCH_BENCH_DIR"] = str(work)
+            os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+            os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(args.concurrency)
+        started = time.time()
+        done = subprocess.run(command, cwd=work, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{mode} run failed (exit {done.returncode}):\n{done.stderr}")
+        wall = time.time() - started
+        return wall, first_report(work, mode) - started
+    finally:
+        if not os.environ.get("KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def hpsearch_command(work: Path, args: argparse.Namespace) -> list[str]:
+    """Write the synthetic study into ``work``; the ``hpsearch run`` that runs it."""
     from hpsearch.simulate.xgamma import simulate_to_file
 
-    work = Path(tempfile.mkdtemp(prefix="hpsearch-bench-"))
-    os.chdir(work)
     (work / "objectives").mkdir()
     (work / "search_spaces").mkdir()
     shutil.copy(ROOT / "tests" / "objectives" / "synthetic.py", work / "objectives")
@@ -62,20 +119,19 @@ def main() -> None:
         "storage": f"sqlite:///{work}/bench.db",
     }
     (work / "study.yaml").write_text(yaml.safe_dump(study))
-    started = time.monotonic()
-    code = cli(["run", str(work / "study.yaml")])
-    wall = time.monotonic() - started
-    ideal = args.trials * args.epochs * args.sleep / args.concurrency
-    print(
-        f"exit {code}: {args.trials} trials x {args.epochs} epochs x {args.sleep} s, "
-        f"{args.concurrency} at a time: wall {wall:.1f} s (Ray start included), "
-        f"ideal {ideal:.1f} s, "
-        f"overhead {(wall - ideal) / args.trials:.3f} s per trial"
-    )
-    if not os.environ.get("KEEP"):
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        print(work)
+    return [str(Path(sys.executable).parent / "hpsearch"), "run", str(work / "study.yaml")]
+
+
+def first_report(work: Path, mode: str) -> float:
+    """When the first report of the run arrived (epoch 1 of its first trial), epoch seconds."""
+    if mode == "bare":
+        return min(float(line) for line in (work / "first.txt").read_text().split())
+    import optuna
+
+    from hpsearch.results.storage import trial_history
+
+    study = optuna.load_study(study_name="overhead", storage=f"sqlite:///{work}/bench.db")
+    return min(trial_history(t)[0]["trained_to"] for t in study.trials if trial_history(t))
 
 
 def bare(args: argparse.Namespace) -> None:
@@ -83,9 +139,14 @@ def bare(args: argparse.Namespace) -> None:
     import ray
     from ray import tune
 
+    first = Path(os.environ["HPSEARCH_BENCH_DIR"]) / "first.txt"
+
     def trainable(config: dict[str, float]) -> None:
         for epoch in range(1, args.epochs + 1):
             time.sleep(args.sleep)
+            if epoch == 1:
+                with open(first, "a") as file:
+                    file.write(f"{time.time()}\n")
             tune.report({"epoch": epoch, "val_accuracy": config["x"]})
 
     started = time.monotonic()

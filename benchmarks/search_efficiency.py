@@ -1,0 +1,467 @@
+"""Search efficiency on replayed learning curves: hpsearch's default against what users run.
+
+Every strategy searches the same recorded xgamma families table
+(``benchmarks/curves/xgamma_families.h5``, see ``hpsearch curves record``) through the real
+replay (``hpsearch run --replay``: the real searcher, scheduler and Recorder, on a simulated
+clock, 2 trials side by side), once per seed, and is scored on three figures with their spread
+over seeds:
+
+* **compute to target**: simulated trial seconds (summed over all trials, the compute a user
+  pays) until some trial first reports a validation accuracy at or above the target;
+* **best at fixed compute**: the best validation accuracy reported once that much compute
+  is spent;
+* **hypervolume**: of the front of (validation accuracy, training seconds) of the trials
+  completed by then (dominated area up to the reference point: accuracy 0.5, the table's
+  slowest complete trial), as a fraction of the table's own front's hypervolume.
+
+The defaults (20 seeds, 200 trials per search) finish in a few minutes on 2 cores; larger runs
+by flag. The Markdown table and the figure go to ``docs/``::
+
+    .venv/bin/python benchmarks/search_efficiency.py               # = make bench
+    .venv/bin/python benchmarks/search_efficiency.py --seeds 50 --trials 240
+
+Syne Tune's ASHA and MOASHA (through Syne Tune's own simulator backend, in a venv of their
+own) join the table when ``--peers FILE`` names their traces (``benchmarks/syne_tune_peer.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE = ROOT / "benchmarks" / "curves" / "xgamma_families.h5"
+STUDY = ROOT / "studies" / "xgamma_families.yaml"
+
+#: A trial's trace: start, end, state, and each report as [time, epoch, val acc, train s].
+Trace = dict[str, Any]
+
+SINGLE = "objectives=[{metric: val_accuracy, direction: maximize}]"
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One way to search: a searcher and a scheduler, as study overrides.
+
+    Attributes:
+        key: Short name (``--strategies``).
+        label: What it stands for, in the table.
+        overrides: ``--set`` overrides of the study.
+    """
+
+    key: str
+    label: str
+    overrides: tuple[str, ...]
+
+
+STRATEGIES = (
+    Strategy(
+        "random",
+        "random search, no early stopping (by hand; = Ray Tune's default random + FIFO)",
+        ("searcher={type: random}", "scheduler={type: fifo}"),
+    ),
+    Strategy(
+        "random-asha",
+        "random + ASHA, Ray Tune's ASHA defaults (grace 1, reduction factor 4)",
+        (
+            "searcher={type: random}",
+            "scheduler={type: asha, grace_period: 1, reduction_factor: 4}",
+        ),
+    ),
+    Strategy(
+        "optuna-default",
+        "Optuna's default: TPE (10 startup trials) + MedianPruner, on val_accuracy alone",
+        (
+            SINGLE,
+            "searcher={type: optuna-tpe, n_startup_trials: 10}",
+            "scheduler={type: optuna-median}",
+        ),
+    ),
+    Strategy(
+        "hyperopt",
+        "hyperopt TPE (20 startup trials, its default), no early stopping, val_accuracy",
+        (SINGLE, "searcher={type: hyperopt-tpe, n_startup_trials: 20}", "scheduler={type: fifo}"),
+    ),
+    Strategy(
+        "hpsearch",
+        "hpsearch default (the study's): multi-objective TPE + ASHA (grace 2, factor 2)",
+        (),
+    ),
+    Strategy(
+        "nsga2-asha",
+        "NSGA-II (population 20) + ASHA (grace 2, factor 2)",
+        ("searcher={type: optuna-nsga2, population_size: 20}",),
+    ),
+    Strategy(
+        "tpe-moasha",
+        "multi-objective TPE + MOASHA (grace 2, factor 2)",
+        ("scheduler={type: moasha, grace_period: 2, reduction_factor: 2}",),
+    ),
+)
+
+
+def replay(strategy: Strategy, seed: int, table_path: str, trials: int, workers: int) -> Trace:
+    """One search of ``strategy`` with master seed ``seed``: its trace on the simulated clock."""
+    import optuna
+    from rich.console import Console
+
+    from hpsearch.curves import CurveTable
+    from hpsearch.recorder import Recorder, open_storage
+    from hpsearch.runner._replay import replay_study
+    from hpsearch.spec import load_study
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    table = CurveTable.read(table_path)
+    with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as scratch:
+        overrides = [
+            f"name={strategy.key}-{seed}",
+            f"seed={seed}",
+            f"budget.trials={trials}",
+            f"budget.epochs={table.epochs}",
+            "budget.seconds=null",
+            "enqueue=null",
+            f"storage=sqlite:///{scratch}/bench.db",
+            *strategy.overrides,
+        ]
+        study = load_study(STUDY, overrides)
+        recorder = Recorder(study, open_storage(study.spec.storage))
+        started = time.perf_counter()
+        summary = replay_study(study, recorder, table, workers=workers, console=Console(quiet=True))
+        wall = time.perf_counter() - started
+    wall_at = table.metrics["wall_seconds"]
+    accuracy = table.metrics["val_accuracy"]
+    train = table.metrics["train_seconds"]
+    traced = []
+    for trial in summary.trials:
+        reports = [
+            [
+                trial.started + float(wall_at[trial.row, e]),
+                e + 1,
+                float(accuracy[trial.row, e]),
+                float(train[trial.row, e]),
+            ]
+            for e in range(trial.epochs)
+        ]
+        traced.append(
+            {"start": trial.started, "end": trial.ended, "state": trial.state, "reports": reports}
+        )
+    return {"strategy": strategy.key, "seed": seed, "wall": wall, "trials": traced}
+
+
+# -- scoring a trace ---------------------------------------------------------------------
+
+
+def compute_at(trace: Trace, moment: float) -> float:
+    """Trial seconds spent by simulated time ``moment``, all trials together."""
+    return sum(max(0.0, min(moment, t["end"]) - t["start"]) for t in trace["trials"])
+
+
+def moment_of(trace: Trace, compute: float) -> float:
+    """The simulated time at which ``compute`` trial seconds have been spent (inf: never)."""
+    times = sorted(
+        {0.0, *(t["start"] for t in trace["trials"]), *(t["end"] for t in trace["trials"])}
+    )
+    before = 0.0
+    for low, high in itertools.pairwise(times):
+        spent = compute_at(trace, high)
+        if spent >= compute:
+            rate = (spent - before) / (high - low) if high > low else math.inf
+            return low + (compute - before) / rate if rate > 0 else high
+        before = spent
+    return math.inf
+
+
+def completions(trace: Trace, epochs: int) -> list[tuple[float, float, float]]:
+    """(end, val accuracy, training seconds) of each trial that ran all epochs, by end.
+
+    Only these count as results: a stopped trial's model is not kept, so what a user can
+    take from a search is a completed trial's final model.
+    """
+    done = [
+        (t["end"], t["reports"][-1][2], t["reports"][-1][3])
+        for t in trace["trials"]
+        if t["reports"] and t["reports"][-1][1] == epochs
+    ]
+    return sorted(done)
+
+
+def compute_to_target(trace: Trace, target: float, epochs: int) -> float:
+    """Compute spent when a completed trial first reaches ``target`` (inf: never)."""
+    hits = [end for end, accuracy, _ in completions(trace, epochs) if accuracy >= target]
+    return compute_at(trace, hits[0]) if hits else math.inf
+
+
+def best_at(trace: Trace, compute: float, epochs: int) -> float:
+    """The best final validation accuracy of the trials completed once ``compute`` is spent."""
+    moment = moment_of(trace, compute)
+    seen = [accuracy for end, accuracy, _ in completions(trace, epochs) if end <= moment]
+    return max(seen) if seen else math.nan
+
+
+def front_points(trace: Trace, moment: float, epochs: int) -> list[tuple[float, float]]:
+    """(accuracy, training seconds) of the trials that completed all epochs by ``moment``."""
+    return [(a, s) for end, a, s in completions(trace, epochs) if end <= moment]
+
+
+def hypervolume(points: Sequence[tuple[float, float]], reference: tuple[float, float]) -> float:
+    """Area dominated by ``points`` (accuracy up, seconds down) up to ``reference``."""
+    floor_acc, ceiling_s = reference
+    useful = sorted((s, a) for a, s in points if a > floor_acc and s < ceiling_s)
+    area, best = 0.0, floor_acc
+    for i, (seconds, acc) in enumerate(useful):
+        best = max(best, acc)
+        right = useful[i + 1][0] if i + 1 < len(useful) else ceiling_s
+        area += (best - floor_acc) * (right - seconds)
+    return area
+
+
+# -- the table and the figure ------------------------------------------------------------
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """Median and interquartile range; inf counts as never reached."""
+    array = np.asarray(values, dtype=float)
+    q1, med, q3 = np.percentile(array, [25, 50, 75], method="linear")
+    return float(med), float(q1), float(q3)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository where it lies inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def fmt(value: float, digits: int = 0) -> str:
+    return "never" if not math.isfinite(value) else f"{value:,.{digits}f}"
+
+
+def main() -> None:
+    """Replay every strategy over the seeds, score, and write the table and the figure."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", type=Path, default=TABLE)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=200, help="trials per search")
+    parser.add_argument("--workers", type=int, default=2, help="trials side by side")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
+    parser.add_argument("--strategies", nargs="*", default=[s.key for s in STRATEGIES])
+    parser.add_argument("--peers", type=Path, help="JSON traces of peers run elsewhere")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "search_efficiency.md")
+    parser.add_argument(
+        "--figure", type=Path, default=ROOT / "docs" / "figures" / "search_efficiency.png"
+    )
+    parser.add_argument(
+        "--traces", type=Path, default=Path("results/bench/search_efficiency_traces.json")
+    )
+    args = parser.parse_args()
+
+    from hpsearch.curves import CurveTable
+
+    table = CurveTable.read(args.table)
+    chosen = [s for s in STRATEGIES if s.key in args.strategies]
+    started = time.perf_counter()
+    jobs = [(s, 1000 + i) for s in chosen for i in range(args.seeds)]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [
+            pool.submit(replay, s, seed, str(args.table), args.trials, args.workers)
+            for s, seed in jobs
+        ]
+        traces = [f.result() for f in futures]
+    elapsed = time.perf_counter() - started
+    labels = {s.key: s.label for s in chosen}
+    if args.peers is not None:
+        peers = json.loads(args.peers.read_text())
+        traces += peers["runs"]
+        labels.update(peers["labels"])
+    args.traces.parent.mkdir(parents=True, exist_ok=True)
+    args.traces.write_text(json.dumps(traces))
+    report(table, traces, labels, args, elapsed)
+
+
+def report(
+    table: Any,
+    traces: list[Trace],
+    labels: dict[str, str],
+    args: argparse.Namespace,
+    elapsed: float,
+) -> None:
+    """Score the traces and write the Markdown table and the figure."""
+    epochs = table.epochs
+    complete = [r for r in range(table.rows) if table.state[r] == "COMPLETE"]
+    final_acc = table.metrics["val_accuracy"][complete, epochs - 1]
+    final_s = table.metrics["train_seconds"][complete, epochs - 1]
+    trial_seconds = [float(table.epoch_seconds(r).sum()) for r in complete]
+    ordered = np.sort(final_acc)[::-1]
+    # Two targets, fixed by the table alone: its top 5% and top 2% of configurations.
+    targets = {
+        share: float(ordered[max(0, math.ceil(share * len(ordered)) - 1)]) for share in (0.05, 0.02)
+    }
+    budget = 50 * statistics.mean(trial_seconds)  # 50 full trials' compute
+    baseline = table.meta.get("baseline") or {}
+    floor = float(baseline.get("value", 0.5))  # a network below the rise-time cut is worthless
+    reference = (floor, float(final_s.max()) * 1.05)
+    best_hv = hypervolume(list(zip(final_acc.tolist(), final_s.tolist(), strict=True)), reference)
+
+    by: dict[str, list[Trace]] = {}
+    for trace in traces:
+        by.setdefault(trace["strategy"], []).append(trace)
+    rows = []
+    grid = np.geomspace(min(trial_seconds), 10 * budget, 60)
+    curves: dict[str, dict[str, np.ndarray]] = {}
+    for key, runs in by.items():
+        to_target = {
+            share: [compute_to_target(t, target, epochs) for t in runs]
+            for share, target in targets.items()
+        }
+        best = [best_at(t, budget, epochs) for t in runs]
+        hv = [
+            hypervolume(front_points(t, moment_of(t, budget), epochs), reference) / best_hv
+            for t in runs
+        ]
+        total = [compute_at(t, math.inf) for t in runs]
+        rows.append((key, to_target, best, hv, total, len(runs)))
+        curves[key] = {
+            "best": np.array([[best_at(t, c, epochs) for c in grid] for t in runs]),
+            "hv": np.array(
+                [
+                    [
+                        hypervolume(front_points(t, moment_of(t, c), epochs), reference) / best_hv
+                        for c in grid
+                    ]
+                    for t in runs
+                ]
+            ),
+        }
+    random_median = {
+        share: next((quartiles(r[1][share])[0] for r in rows if r[0] == "random"), math.nan)
+        for share in targets
+    }
+    lines = [
+        "# Search efficiency on replayed learning curves",
+        "",
+        f"Generated by `benchmarks/search_efficiency.py` (`make bench`) with `--seeds "
+        f"{args.seeds} --trials {args.trials} --workers {args.workers}`, from the table "
+        f"`{_shown(args.table)}` ({table.rows} configurations x {epochs} epochs, recorded with "
+        f"`{table.meta.get('command')}` on {table.meta.get('hardware')}). "
+        f"Replaying all {len(traces)} searches took {elapsed:.0f} s of wall time.",
+        "",
+        "- A search's result is a trial that ran all its epochs (a stopped trial's model is not "
+        "kept); compute is the trials' simulated wall seconds, summed over all trials.",
+        f"- **Targets**: final validation accuracy >= {targets[0.05]:.4f} (the table's top 5% "
+        f"of {len(complete)} configurations) and >= {targets[0.02]:.4f} (top 2%); its best is "
+        f"{ordered[0]:.4f}.",
+        f"- **Fixed compute**: {budget:,.0f} trial seconds, 50 full trials at the table's mean "
+        f"({statistics.mean(trial_seconds):.1f} s per full trial).",
+        f"- **Hypervolume** of (val_accuracy up, train_seconds down) of the completed trials, "
+        f"from the reference point ({floor:.4f}, {reference[1]:.1f} s) (accuracy: the "
+        f"{baseline.get('name', 'chance level')}), as a fraction of the whole table's "
+        f"({best_hv:.3f}).",
+        "- Median [25th-75th percentile] over seeds; `never`: not reached within the search's "
+        "trials (counted as infinite in the median).",
+        "",
+        "| strategy | compute to top 5% (s) | vs random | compute to top 2% (s) | vs random | "
+        "best val acc at fixed compute | hypervolume at fixed compute | total compute (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, to_target, best, hv, total, n in rows:
+        cells = []
+        for share in targets:
+            med, q1, q3 = quartiles(to_target[share])
+            reached = sum(math.isfinite(v) for v in to_target[share])
+            ratio = random_median[share] / med if math.isfinite(med) else math.nan
+            never = f", reached {reached}/{n}" if reached < n else ""
+            cells.append(f"{fmt(med)} [{fmt(q1)}-{fmt(q3)}{never}]")
+            cells.append("-" if not math.isfinite(ratio) else f"{ratio:.1f}x")
+        bmed, bq1, bq3 = quartiles(best)
+        hmed, hq1, hq3 = quartiles(hv)
+        lines.append(
+            f"| {labels.get(key, key)} | {' | '.join(cells)} | "
+            f"{bmed:.4f} [{bq1:.4f}-{bq3:.4f}] | {hmed:.3f} [{hq1:.3f}-{hq3:.3f}] | "
+            f"{quartiles(total)[0]:,.0f} |"
+        )
+    lines += ["", f"![best accuracy and hypervolume against compute]({args.figure.name})"]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    figure(curves, grid, labels, args.figure, targets)
+
+
+def figure(
+    curves: dict[str, dict[str, np.ndarray]],
+    grid: np.ndarray,
+    labels: dict[str, str],
+    path: Path,
+    targets: dict[float, float],
+) -> None:
+    """Median (and interquartile band) of best accuracy and hypervolume against compute."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("best validation accuracy", "hypervolume (fraction of the table's)"),
+    )
+    for i, (key, curve) in enumerate(curves.items()):
+        color = qualitative.D3[i % len(qualitative.D3)]
+        for col, name in ((1, "best"), (2, "hv")):
+            values = curve[name]
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # no result yet: NaN
+                med = np.nanmedian(values, axis=0)
+                q1, q3 = np.nanpercentile(values, [25, 75], axis=0)
+            x = grid / 3600
+            fig.add_trace(
+                go.Scatter(
+                    x=np.concatenate([x, x[::-1]]),
+                    y=np.concatenate([q3, q1[::-1]]),
+                    fill="toself",
+                    fillcolor=color,
+                    opacity=0.15,
+                    line={"width": 0},
+                    showlegend=False,
+                    hoverinfo="skip",
+                ),
+                row=1,
+                col=col,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=med,
+                    name=key,
+                    legendgroup=key,
+                    showlegend=col == 1,
+                    line={"color": color},
+                    hovertext=labels.get(key, key),
+                ),
+                row=1,
+                col=col,
+            )
+    for share, target in targets.items():
+        fig.add_hline(y=target, line_dash="dot", row=1, col=1, annotation_text=f"top {share:.0%}")
+    fig.update_xaxes(title_text="compute (trial hours, simulated)", type="log")
+    fig.update_yaxes(range=[0.8, None], row=1, col=1)
+    fig.update_layout(width=1300, height=520, template="plotly_white")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_image(path)
+
+
+if __name__ == "__main__":
+    main()
