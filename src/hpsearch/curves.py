@@ -240,11 +240,15 @@ class CurveTable:
 class Neighbours:
     """Answers a proposed configuration with the table's nearest recorded one.
 
-    The distance adds, over every parameter of the space: :data:`CHOICE_WEIGHT` for a
-    conditional choice (model family, LR schedule) taken differently, 1 for any other
-    categorical value that differs or a parameter one side has and the other lacks, and the
-    difference of numbers scaled to their range (log-scaled where the space says ``log``),
-    at most 1. Ties go to the earlier row, so a replay is deterministic.
+    The distance counts :data:`CHOICE_WEIGHT` for each conditional choice (model family,
+    optimizer, LR schedule) that both take, differently, plus the *mean* difference over the
+    other parameters both have: 0 or 1 for a categorical value, the difference of numbers
+    scaled to their range (log-scaled where the space says ``log``) for a number. So a
+    proposal is answered by a row of the same branches wherever one exists, and among those
+    by the closest values. A mean, not a sum, and no charge for the parameters of a branch
+    the other side did not take: otherwise rows whose branches have few parameters (the
+    ``constant`` LR schedule has none) would be nearer to every proposal than rows with
+    more. Ties go to the earlier row, so a replay is deterministic.
     """
 
     def __init__(self, table: CurveTable, space: SearchSpace) -> None:
@@ -253,11 +257,11 @@ class Neighbours:
         self._space = space
         self._names: list[str] = []
         self._numeric: list[tuple[str, float, float, bool]] = []
-        self._categorical: list[tuple[str, float]] = []
+        self._categorical: list[tuple[str, bool]] = []
         choices = set(space.choice_names())
         for name, param in space.params().items():
             if isinstance(param, CategoricalParam):
-                self._categorical.append((name, CHOICE_WEIGHT if name in choices else 1.0))
+                self._categorical.append((name, name in choices))
             else:
                 low, high = float(param.low), float(param.high)
                 self._numeric.append((name, low, high, bool(param.log)))
@@ -292,18 +296,28 @@ class Neighbours:
 
     def distances(self, flat: Mapping[str, Any]) -> np.ndarray:
         """The distance from ``flat`` (dotted parameters) to every row."""
-        total = np.zeros(self._rows)
+        choices = np.zeros(self._rows)
+        shared = np.zeros(self._rows)  # parameters both sides have
+        differ = np.zeros(self._rows)  # their summed differences
         for (name, *_), row in zip(self._numeric, self._num, strict=True):
             mine = self._scale(name, [flat.get(name)])[0]
-            present = np.isfinite(row)
             if math.isnan(mine):
-                total += present.astype(float)
+                continue
+            both = np.isfinite(row)
+            shared += both
+            differ += np.where(both, np.minimum(np.abs(row - mine), 1.0), 0.0)
+        for (name, is_choice), column in zip(self._categorical, self._cat, strict=True):
+            if name not in flat:
+                continue
+            mine = json.dumps(flat[name], sort_keys=True)
+            both = np.array([value is not None for value in column])
+            unlike = np.array([value is not None and value != mine for value in column])
+            if is_choice:
+                choices += unlike
             else:
-                total += np.where(present, np.minimum(np.abs(row - mine), 1.0), 1.0)
-        for (name, weight), column in zip(self._categorical, self._cat, strict=True):
-            mine = json.dumps(flat.get(name), sort_keys=True) if name in flat else None
-            total += weight * np.array([value != mine for value in column], dtype=float)
-        return total
+                shared += both
+                differ += unlike
+        return CHOICE_WEIGHT * choices + differ / np.maximum(shared, 1.0)
 
     def nearest(self, flat: Mapping[str, Any]) -> tuple[int, float]:
         """The nearest row to ``flat`` and its distance (0: a recorded configuration)."""
