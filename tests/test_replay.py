@@ -114,6 +114,10 @@ def test_a_replay_lands_an_ordinary_study_of_the_rows_values(
     stored = optuna.load_study(study_name="synthetic-replay", storage=STORAGE)
     assert stored.user_attrs["replay"]["rows"] == 10
     assert stored.user_attrs["replay"]["workers"] == 2
+    # The report's provenance says the trials were replayed, not trained.
+    from hpsearch.report_page import _runs
+
+    assert "replayed (no training" in _runs(stored.user_attrs["runs"])
     # The replay went into its own study: the study's own name holds no simulated trial.
     assert "synthetic" not in optuna.get_all_study_names(STORAGE)
 

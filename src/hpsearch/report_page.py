@@ -754,10 +754,20 @@ def _runs(runs: Any) -> str:
     if not isinstance(runs, list):
         return ""
     return "; ".join(
-        f"{run.get('started', '?')} on {run.get('ray_address', '?')} Ray, "
+        _replayed(run["replay"], run.get("started", "?"))
+        if isinstance(run.get("replay"), Mapping)
+        else f"{run.get('started', '?')} on {run.get('ray_address', '?')} Ray, "
         f"{len(run.get('nodes', []))} node(s)"
         for run in runs
         if isinstance(run, Mapping)
+    )
+
+
+def _replayed(replay: Mapping[str, Any], started: str) -> str:
+    """A replay's line: no training, from which table, recorded where."""
+    return (
+        f"{started} replayed (no training, simulated clock, {replay.get('workers', '?')} "
+        f"workers) from {replay.get('table', '?')}, recorded on {replay.get('recorded_on', '?')}"
     )
 
 
