@@ -52,8 +52,23 @@ lint: setup
 	$(BIN)/ruff format --check src objectives tests benchmarks
 	$(BIN)/mypy
 
-bench: setup
-	$(BIN)/python benchmarks/calibrate_xgamma.py
+# Search efficiency on the recorded learning curves (docs/search_efficiency.md): hpsearch's
+# strategies through its replay, and Syne Tune's ASHA/MOASHA through Syne Tune's own simulator
+# backend, in a venv of their own (Syne Tune's dependencies stay out of .venv/).
+SEEDS  ?= 20
+TRIALS ?= 200
+SYNE   := benchmarks/.syne-venv
+bench: setup $(SYNE)/.installed
+	$(SYNE)/bin/python benchmarks/syne_tune_peer.py --seeds $(SEEDS) --trials $(TRIALS) \
+		--jobs 2 --strategies syne-asha syne-moasha syne-moasha-rankfix \
+		--out results/bench/syne_traces.json
+	$(BIN)/python benchmarks/search_efficiency.py --seeds $(SEEDS) --trials $(TRIALS) \
+		--peers results/bench/syne_traces.json
+
+$(SYNE)/.installed:
+	@test -x $(SYNE)/bin/python || $(PYTHON) -m venv $(SYNE)
+	$(SYNE)/bin/python -m pip install --quiet syne-tune==0.16.0 huggingface_hub==2.4.0 h5py==3.16.0
+	@touch $@
 
 clean:
-	rm -rf $(VENV) results data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SYNE) results data .pytest_cache .mypy_cache .ruff_cache

@@ -184,3 +184,28 @@ def test_cli_missing_data_without_simulate_names_the_fix(
     assert main(["run", str(path)]) == 2
     err = capsys.readouterr().err
     assert "absent.h5" in err and "hpsearch simulate xgamma" in err
+
+
+@pytest.mark.parametrize(
+    ("objectives", "expected"),
+    [
+        ([{"metric": "val_accuracy", "direction": "maximize"}], "asha"),
+        (
+            [
+                {"metric": "val_accuracy", "direction": "maximize"},
+                {"metric": "train_seconds", "direction": "minimize"},
+            ],
+            "moasha",
+        ),
+    ],
+)
+def test_the_default_scheduler_is_moasha_for_several_objectives(
+    write_study: Callable[..., Path], objectives: list[dict[str, str]], expected: str
+) -> None:
+    """Measured on the recorded xgamma families curves (docs/search_efficiency.md)."""
+    path = write_study(objectives=objectives, scheduler={"grace_period": 2})
+    study = load_study(path)
+    assert study.spec.scheduler.type == expected
+    assert study.spec.scheduler.metric == "val_accuracy"
+    # A type the study names stays.
+    assert load_study(path, ["scheduler.type=asha"]).spec.scheduler.type == "asha"
