@@ -1,13 +1,14 @@
 """Throughput of real xgamma trials, one at a time against several side by side.
 
-The same trials (random searcher, one seed, so trial N has the same parameters in every run)
-train with ``resources.max_concurrent`` 1, then N (default 2, one CPU core each); throughput
+Identical trials (one fixed ResNet configuration; only dropout, which costs nothing, is
+searched) train with ``resources.max_concurrent`` 1, then N (default 2, one CPU core each), so
+that no trial is left running alone at the end for being longer than the others; throughput
 is trials per second of the span from the first trial's start to the last one's end, as
 stored. On a 2-core machine two trials at once should come close to twice the throughput of
 one: each trial's TensorFlow is sized to its one core (``TF_NUM_INTRAOP_THREADS``), so the
 two do not fight over threads.
 
-    .venv/bin/python benchmarks/concurrency.py --trials 6 --epochs 3
+    .venv/bin/python benchmarks/concurrency.py --trials 8 --epochs 3
 """
 
 from __future__ import annotations
@@ -19,6 +20,23 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+#: One ResNet, the same in every trial: dropout, the one searched value, changes no cost.
+FIXED = """\
+family: resnet1d
+params:
+  blocks: 2
+  filters: 16
+  kernel_size: 5
+  downsample: 2
+  norm: group
+  dropout: {type: float, low: 0.0, high: 0.01}
+  l2: 1.0e-4
+  noise_std: 0.1
+  batch_size: 64
+  optimizer: {name: adam, learning_rate: 1.0e-3, decay_rate: 0.9, decay_steps: 1000}
+"""
 
 
 def span(storage: str, name: str) -> tuple[float, int]:
@@ -35,13 +53,15 @@ def span(storage: str, name: str) -> tuple[float, int]:
 def main() -> None:
     """Run the study at each concurrency and print the throughputs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--events", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--study", type=Path, default=ROOT / "studies" / "xgamma_resnet.yaml")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hpsearch-concurrency-"))
+    space = work / "fixed.yaml"
+    space.write_text(FIXED)
     storage = f"sqlite:///{work}/bench.db"
     rates = {}
     for concurrency in (1, args.concurrency):
@@ -55,7 +75,7 @@ def main() -> None:
             *("--set", f"name={name}", "--set", "searcher={type: random}"),
             *("--set", "scheduler={type: fifo}", "--set", "enqueue=null"),
             *("--set", f"budget.trials={args.trials}", "--set", f"budget.epochs={args.epochs}"),
-            *("--set", f"data.simulate.events={args.events}"),
+            *("--set", f"data.simulate.events={args.events}", "--set", f"space={space}"),
             *("--set", f"data.path={work}/xgamma.h5", "--set", f"results_dir={work}/results"),
             *("--set", f"resources={{cpus_per_trial: 1, max_concurrent: {concurrency}}}"),
         ]
