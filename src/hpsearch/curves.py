@@ -197,7 +197,7 @@ class CurveTable:
             ):
                 rows.append(trial)
         histories = [trial_history(trial) for trial in rows]
-        numbers = [
+        reported = [
             *(report.items() for history in histories for report in history),
             *(
                 ((k, v) for k, v in trial.user_attrs.items() if k.startswith("test_"))
@@ -207,7 +207,7 @@ class CurveTable:
         names = sorted(
             {
                 key
-                for items in numbers
+                for items in reported
                 for key, value in items
                 if key != "epoch" and isinstance(value, int | float) and not isinstance(value, bool)
             }
@@ -254,8 +254,6 @@ class Neighbours:
     def __init__(self, table: CurveTable, space: SearchSpace) -> None:
         from hpsearch.spec import CategoricalParam
 
-        self._space = space
-        self._names: list[str] = []
         self._numeric: list[tuple[str, float, float, bool]] = []
         self._categorical: list[tuple[str, bool]] = []
         choices = set(space.choice_names())

@@ -380,22 +380,17 @@ class Recorder:
             concurrency: Trials this run runs side by side (a learning-curve table's replay
                 simulates as many by default).
         """
-        from datetime import datetime
-
         from hpsearch import provenance
 
         versions = provenance.package_versions()
         run: dict[str, Any] = {
-            "started": datetime.now().isoformat(timespec="seconds"),
             "ray_address": address or "local",
             "nodes": [provenance.describe_node(node) for node in nodes],
             "versions": versions,
         }
         if concurrency is not None:
             run["concurrency"] = concurrency
-        runs = self.study.user_attrs.get("runs")
-        runs = [*runs, run] if isinstance(runs, list) else [run]
-        self.study.set_user_attr("runs", _jsonable(runs))
+        self._append_run(run)
         self.study.set_user_attr("hardware", provenance.summarize(nodes))
         self.study.set_user_attr("versions", versions)
 
@@ -405,15 +400,19 @@ class Recorder:
         Appended to the study's ``runs`` like a run's nodes, so the report's provenance says
         the trials were not trained here; the recording's baseline stands for the study's.
         """
-        from datetime import datetime
-
-        run = {"started": datetime.now().isoformat(timespec="seconds"), "replay": dict(replay)}
-        runs = self.study.user_attrs.get("runs")
-        runs = [*runs, run] if isinstance(runs, list) else [run]
-        self.study.set_user_attr("runs", _jsonable(runs))
+        self._append_run({"replay": dict(replay)})
         self.study.set_user_attr("replay", _jsonable(dict(replay)))
         if baseline is not None and "baseline" not in self.study.user_attrs:
             self.study.set_user_attr("baseline", _jsonable(baseline))
+
+    def _append_run(self, run: Mapping[str, Any]) -> None:
+        """Add ``run``, stamped with its start, to the study's ``runs`` (one per run)."""
+        from datetime import datetime
+
+        stamped = {"started": datetime.now().isoformat(timespec="seconds"), **run}
+        runs = self.study.user_attrs.get("runs")
+        runs = [*runs, stamped] if isinstance(runs, list) else [stamped]
+        self.study.set_user_attr("runs", _jsonable(runs))
 
     @contextlib.contextmanager
     def budget_lock(self) -> Iterator[None]:

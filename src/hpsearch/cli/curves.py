@@ -138,7 +138,8 @@ def _concurrency(runs: Any) -> int | None:
 
 
 def handle_show(args: argparse.Namespace, console: Console) -> int:
-    """Print what a table holds: rows, epochs, metrics, how it was made, the best rows."""
+    """Print what a table holds: rows, epochs, how it was made, each metric's last epoch."""
+    import numpy as np
     from rich.table import Table
 
     from hpsearch.curves import CurveTable
@@ -160,8 +161,6 @@ def handle_show(args: argparse.Namespace, console: Console) -> int:
     )
     grid = Table("metric", "min", "median", "max", "at epoch")
     last = table.epochs - 1
-    import numpy as np
-
     for name, array in sorted(table.metrics.items()):
         column = array[:, last]
         column = column[np.isfinite(column)]

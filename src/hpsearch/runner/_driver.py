@@ -26,11 +26,11 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import ray
 from ray import tune
@@ -278,48 +278,37 @@ class _Median(_NotedDecisions, _Unpicklable, MedianStoppingRule):
         self.decisions = decisions
 
 
-class _MOASHA(_Unpicklable, FIFOScheduler):
-    """Asynchronous successive halving by Pareto rank over the study's objectives.
+class StopRule(Protocol):
+    """An early-stopping rule of hpsearch's own: whether a trial goes on after an epoch."""
 
-    The rule is :class:`hpsearch.runner._moasha.Rungs`; this class only feeds it Tune's results
-    (each epoch's report carries every objective's value so far) and turns its answer into
-    Tune's CONTINUE or STOP, noted so that the trial is recorded PRUNED.
+    def goes_on(self, trial: str, epoch: int, result: Mapping[str, Any]) -> bool:
+        """Whether ``trial``, reporting ``result`` at ``epoch``, continues."""
+        ...
+
+
+class _RuleScheduler(_Unpicklable, FIFOScheduler):
+    """A Tune scheduler around one of hpsearch's own rules (MOASHA, Optuna's median pruner).
+
+    It only feeds the rule Tune's results (each epoch's report carries every objective's value
+    so far) and turns its answer into Tune's CONTINUE or STOP, noted so that the trial is
+    recorded PRUNED.
     """
 
-    def __init__(self, decisions: _DecisionsKept, rungs: Rungs) -> None:
+    def __init__(self, decisions: _DecisionsKept, rule: StopRule) -> None:
         super().__init__()
         self.decisions = decisions
-        self._rungs = rungs
+        self._rule = rule
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
-        """STOP a trial that is neither on its rung's front nor in its best share."""
+        """STOP a trial the rule stops."""
         epoch = result.get("epoch")
-        if not isinstance(epoch, int) or self._rungs.goes_on(str(trial.trial_id), epoch, result):
+        if not isinstance(epoch, int) or self._rule.goes_on(str(trial.trial_id), epoch, result):
             return TrialScheduler.CONTINUE
         return self.decisions.note(trial, TrialScheduler.STOP)
 
 
 #: Report keys that are bookkeeping, not per-epoch metrics: kept out of a trial's history.
 _NOT_HISTORY = frozenset({"complete", "n_params", *PLACEMENT_KEYS, *REPLAY_KEYS})
-
-
-class _OptunaMedian(_Unpicklable, FIFOScheduler):
-    """Optuna's ``MedianPruner`` as a Tune scheduler (see :mod:`hpsearch.runner._optuna_median`)."""
-
-    def __init__(self, decisions: _DecisionsKept, rule: MedianRule, metric: str) -> None:
-        super().__init__()
-        self.decisions = decisions
-        self._rule = rule
-        self._watched = metric
-
-    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
-        """STOP a trial the pruner prunes."""
-        epoch, value = result.get("epoch"), result.get(self._watched)
-        if not isinstance(epoch, int) or not isinstance(value, int | float):
-            return TrialScheduler.CONTINUE
-        if self._rule.goes_on(str(trial.trial_id), epoch, float(value)):
-            return TrialScheduler.CONTINUE
-        return self.decisions.note(trial, TrialScheduler.STOP)
 
 
 class RecorderCallback(_Unpicklable, Callback):
@@ -854,19 +843,20 @@ def _make_scheduler(spec: StudySpec, decisions: _DecisionsKept) -> TrialSchedule
         objectives = [
             (o.metric, "max" if o.direction == "maximize" else "min") for o in spec.objectives
         ]
-        return _MOASHA(
+        return _RuleScheduler(
             decisions,
             Rungs(objectives, grace, scheduler.reduction_factor, spec.budget.epochs),
         )
     if scheduler.type == "optuna-median":
         startup = scheduler.min_samples if "min_samples" in scheduler.model_fields_set else None
         rule = MedianRule(
+            scheduler.metric,
             scheduler.mode,
             n_startup_trials=startup or N_STARTUP_TRIALS,
             n_warmup_steps=grace,
             max_t=spec.budget.epochs,
         )
-        return _OptunaMedian(decisions, rule, scheduler.metric)
+        return _RuleScheduler(decisions, rule)
     if scheduler.type == "median":
         return _Median(
             decisions,

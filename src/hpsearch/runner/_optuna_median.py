@@ -12,7 +12,9 @@ intermediate values are written after the scheduler has decided.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
 from optuna.study import StudyDirection
@@ -58,13 +60,17 @@ class MedianRule:
     """Optuna's ``MedianPruner`` fed one metric per epoch, trial by trial.
 
     Args:
+        metric: The metric it watches (``scheduler.metric``).
         mode: ``max`` or ``min``, the metric's direction.
         n_startup_trials: Completed trials needed before any trial is pruned.
         n_warmup_steps: Epochs before which no trial is pruned (Optuna's steps are epochs).
         max_t: The full epoch budget: a trial that reports it has completed.
     """
 
-    def __init__(self, mode: str, n_startup_trials: int, n_warmup_steps: int, max_t: int) -> None:
+    def __init__(
+        self, metric: str, mode: str, n_startup_trials: int, n_warmup_steps: int, max_t: int
+    ) -> None:
+        self._metric = metric
         self._pruner = optuna.pruners.MedianPruner(
             n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps
         )
@@ -73,10 +79,16 @@ class MedianRule:
         self._max_t = max_t
         self._values: dict[str, dict[int, float]] = {}
 
-    def goes_on(self, trial: str, epoch: int, value: float) -> bool:
-        """Record ``value`` at ``epoch`` and ask the pruner; a completed trial joins the view."""
+    def goes_on(self, trial: str, epoch: int, result: Mapping[str, Any]) -> bool:
+        """Record the metric at ``epoch`` and ask the pruner; a completed trial joins the view.
+
+        A result without the metric decides nothing: the trial goes on.
+        """
+        value = result.get(self._metric)
+        if not isinstance(value, int | float):
+            return True
         values = self._values.setdefault(trial, {})
-        values[epoch] = value
+        values[epoch] = float(value)
         if epoch >= self._max_t:
             self._view.completed.append(_frozen(values, TrialState.COMPLETE))
             return True
