@@ -68,6 +68,7 @@ def measure(mode: str, args: argparse.Namespace) -> tuple[float, float]:
     """Wall seconds of one run in a fresh process, and seconds to its first report."""
     work = Path(tempfile.mkdtemp(prefix="hpsearch-bench-"))
     try:
+        env = dict(os.environ)
         if mode == "hpsearch":
             command = hpsearch_command(work, args)
         else:
@@ -79,11 +80,13 @@ def measure(mode: str, args: argparse.Namespace) -> tuple[float, float]:
                 *(f"--{k}={getattr(args, k)}" for k in ("trials", "epochs", "sleep")),
                 f"--concurrency={args.concurrency}",
             ]
-            os.environ["HPSEARCH_BENCH_DIR"] = str(work)
-            os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-            os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(args.concurrency)
+            env |= {
+                "HPSEARCH_BENCH_DIR": str(work),
+                "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+                "TUNE_MAX_PENDING_TRIALS_PG": str(args.concurrency),
+            }
         started = time.time()
-        done = subprocess.run(command, cwd=work, capture_output=True, text=True)
+        done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"{mode} run failed (exit {done.returncode}):\n{done.stderr}")
         wall = time.time() - started
