@@ -417,3 +417,128 @@ def test_asking_reads_the_stored_trials_once_not_once_per_parameter(
     # The count, the waiting queue, the new trial's number and row, one snapshot of the
     # history (17 reads before: one per sampled parameter and more).
     assert len(reads) <= 6, "\n".join(r[:150] for r in reads)
+
+
+def _commits(storage: Any) -> list[int]:
+    """A list that grows by one per committed transaction that wrote to ``storage``."""
+    from sqlalchemy import event
+
+    commits: list[int] = []
+    wrote = [False]
+
+    def statement(*args: object) -> None:
+        wrote[0] = wrote[0] or str(args[2]).lstrip().startswith(("INSERT", "UPDATE", "DELETE"))
+
+    def commit(*_: object) -> None:
+        if wrote[0]:
+            commits.append(1)
+        wrote[0] = False
+
+    event.listen(storage.engine, "after_cursor_execute", statement)
+    event.listen(storage.engine, "commit", commit)
+    return commits
+
+
+def test_quick_epochs_are_written_with_the_ending_in_one_transaction(recorder: Recorder) -> None:
+    """A trial whose epochs come faster than the live view refreshes costs one write for all
+    of them and its ending, not one per epoch (5 epochs + ending were 6 transactions)."""
+    ticket = recorder.ask()
+    commits = _commits(recorder.storage)
+    last = _epochs(recorder, ticket.number, 4, complete=True)
+    _finish(recorder, ticket.number, last)
+    assert len(commits) == 1
+    stored = optuna.load_study(study_name="synthetic", storage="sqlite:///results/test.db")
+    trial = stored.trials[ticket.number]
+    assert trial.state == TrialState.COMPLETE
+    assert trial.intermediate_values == pytest.approx({1: 0.6, 2: 0.7, 3: 0.8, 4: 0.9})
+
+
+def test_an_epoch_after_a_pause_is_stored_at_once_for_the_live_view(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Epochs a second apart (any real training) land in storage as they come, so that
+    ``hpsearch dashboard`` and the progress of another driver see the curve live."""
+    import hpsearch.recorder as module
+
+    clock = [1000.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
+    ticket = recorder.ask()
+    for epoch in (1, 2):
+        clock[0] += 1.0
+        recorder.record_epoch(ticket.number, {"epoch": epoch, "val_accuracy": 0.5 + epoch / 10})
+        stored = optuna.load_study(study_name="synthetic", storage="sqlite:///results/test.db")
+        assert stored.trials[ticket.number].intermediate_values == pytest.approx(
+            {e: 0.5 + e / 10 for e in range(1, epoch + 1)}
+        )
+
+
+def test_each_ask_reads_the_budget_once(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver's searcher looks at the study's shared budget under the study lock before
+    each ask; the cheap look before it reuses that reading instead of a second full read of
+    the trials (there were two per ask)."""
+    from hpsearch.lifecycle import FailureStreak, RunStop
+    from hpsearch.runner._driver import RecorderSearcher, RunSummary
+
+    reads = []
+    budget_use = recorder.budget_use
+    monkeypatch.setattr(recorder, "budget_use", lambda: reads.append(1) or budget_use())
+    summary = RunSummary()
+    searcher = RecorderSearcher(
+        recorder, summary, RunStop(FailureStreak(3)), remaining=10, concurrency=4, budget=10
+    )
+    configs = [searcher.suggest(f"t{i}") for i in range(4)]
+    assert all(isinstance(config, dict) for config in configs)
+    assert len(summary.numbers) == 4
+    assert len(reads) <= 4 + 1
+
+
+def test_an_epoch_written_again_replaces_the_stored_value(recorder: Recorder) -> None:
+    """Epoch values go in with an upsert (a step reported again replaces the old row), and
+    non-finite values keep Optuna's encoding."""
+    from hpsearch.results import _rdb
+
+    ticket = recorder.ask()
+    trial_id = recorder.study.trials[ticket.number]._trial_id
+    _rdb.write(recorder.storage, trial_id, intermediate={1: 0.5})
+    _rdb.write(recorder.storage, trial_id, intermediate={1: 0.7, 2: float("inf")})
+    stored = optuna.load_study(study_name="synthetic", storage="sqlite:///results/test.db")
+    assert stored.trials[ticket.number].intermediate_values == {1: 0.7, 2: float("inf")}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "in-memory"])
+def test_budget_use_counts_what_the_budget_counts(
+    synthetic_study: Callable[..., Path], kind: str
+) -> None:
+    """COMPLETE, PRUNED and the objective's failures use the budget; trials the run cut
+    (interrupted, out of time, worker lost) do not; RUNNING ones are counted apart. SQLite's
+    count is the database's (a query), checked against :func:`counts_against_budget` trial
+    by trial; other storages count loaded trials."""
+    from hpsearch import lifecycle
+
+    study = load_study(synthetic_study())
+    storage = open_storage(study.spec.storage) if kind == "sqlite" else None
+    recorder = Recorder(study, storage or optuna.storages.InMemoryStorage())
+
+    tickets = [recorder.ask() for _ in range(7)]
+    last = _epochs(recorder, tickets[0].number, 4, complete=True)
+    _finish(recorder, tickets[0].number, last)
+    _finish(
+        recorder,
+        tickets[1].number,
+        _epochs(recorder, tickets[1].number, 1, complete=False),
+        scheduler_stopped=True,
+    )
+    _finish(recorder, tickets[2].number, None, error="Traceback ...\nValueError: boom")
+    _finish(recorder, tickets[3].number, None, run_stop=lifecycle.INTERRUPTED)
+    _finish(recorder, tickets[4].number, None, lost="worker died")
+    assert recorder.budget_use() == (3, 2)
+    trials = recorder.study.get_trials()
+    assert recorder.budget_use() == (
+        sum(
+            lifecycle.counts_against_budget(t.state.name, t.user_attrs.get("stop_reason"))
+            for t in trials
+        ),
+        sum(t.state == TrialState.RUNNING for t in trials),
+    )

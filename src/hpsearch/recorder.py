@@ -21,6 +21,7 @@ optuna-dashboard) like any other.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import re
@@ -58,6 +59,10 @@ _MAX_ERROR_CHARS = 4000
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: A RUNNING trial whose driver has not marked it alive for this many beats is stale.
 STALE_AFTER_BEATS = 3
+#: An epoch that comes sooner than this after its trial's last write waits for the next write
+#: (a later epoch's, or the ending): quick epochs cost one transaction instead of one each,
+#: while any real training (seconds per epoch) still shows in the live views as it goes.
+LIVE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -234,6 +239,9 @@ class Recorder:
         self._check_compatible(study)
         self._study_id = storage.get_study_id_from_name(spec.name)
         self._trial_ids: dict[int, int] = {}
+        # Epoch values not written yet, and when each running trial was last written.
+        self._pending: dict[int, dict[int, float]] = {}
+        self._written: dict[int, float] = {}
         self._keep_models = spec.keep_models
         self._worker_retries = spec.resources.worker_retries
         self.models_dir: Path | None = None
@@ -359,12 +367,17 @@ class Recorder:
         )
 
     def budget_use(self) -> tuple[int, int]:
-        """Stored trials counted against the budget, and RUNNING ones, of every driver."""
-        trials = self.study.get_trials(deepcopy=False)
-        counted = sum(
-            counts_against_budget(t.state.name, t.user_attrs.get("stop_reason")) for t in trials
+        """Stored trials counted against the budget, and RUNNING ones, of every driver.
+
+        Counted by the database, as :func:`counts_against_budget` says: the finished trials
+        less the failures the run cut (not judged).
+        """
+        states, cut = _rdb.count_states(
+            self.storage, self._study_id, failed_with=("stop_reason", NOT_JUDGED)
         )
-        return counted, sum(t.state == TrialState.RUNNING for t in trials)
+        counted = sum(n for state, n in states.items() if counts_against_budget(state, None))
+        counted -= cut
+        return counted, states["RUNNING"]
 
     def note_run(
         self, nodes: list[Mapping[str, Any]], *, address: str | None, concurrency: int | None = None
@@ -617,18 +630,27 @@ class Recorder:
             log_file: Where the trial's own output goes, given its number; stored on the trial
                 (user attribute ``log_file``).
         """
-        upcoming = _rdb.count_trials(self.storage, self._study_id)
+        states, _ = _rdb.count_states(self.storage, self._study_id)
+        upcoming = sum(states.values())  # the new trial's number
         self.study.sampler = self._searcher.sampler(upcoming)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             # The heartbeat is recorded by the driver (see `beat`), not by Study.optimize.
             warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
-            trial = self.study.ask()
+            if states["WAITING"]:
+                trial = self.study.ask()  # pops the queued trial (Optuna handles the races)
+            else:
+                # What ``ask`` does when nothing is queued, without its look for queued
+                # trials: that look loads every running trial, a third of a quick trial's ask.
+                self.study._thread_local.cached_all_trials = None
+                created = self.study._storage.create_new_trial(self._study_id)
+                trial = optuna.Trial(self.study, created)
             # The parameters are kept and written with the seed in one transaction.
             buffer = _rdb.ParamBuffer(trial.storage)
             trial.storage = buffer  # type: ignore[assignment]
             params = _optuna.suggest(self._space, trial)
         self._trial_ids[trial.number] = trial._trial_id
+        self._written[trial.number] = time.monotonic()
         seed = derive_seed(self._master_seed, "trial", trial.number)
         rerun_of = trial.user_attrs.get("rerun_of")
         if isinstance(rerun_of, int):
@@ -650,11 +672,24 @@ class Recorder:
         return TrialTicket(number=trial.number, params=params, seed=seed)
 
     def record_epoch(self, number: int, result: Mapping[str, Any]) -> None:
-        """Store one epoch's value of the progress metric as an intermediate value."""
+        """Store one epoch's value of the progress metric as an intermediate value.
+
+        Written at once unless the trial was written less than :data:`LIVE_SECONDS` ago; then
+        it goes with the trial's next write. Nothing reads the values in between: the
+        schedulers decide on the reports themselves, and the searchers read a trial's curve
+        after its ending, which writes whatever is pending.
+        """
         value: Any = result.get(self._progress_metric)
         epoch = result.get("epoch")
-        if isinstance(epoch, int) and _finite(value):
-            self.storage.set_trial_intermediate_value(self._trial_id(number), epoch, float(value))
+        if not (isinstance(epoch, int) and _finite(value)):
+            return
+        pending = self._pending.setdefault(number, {})
+        pending[epoch] = float(value)
+        now = time.monotonic()
+        if now - self._written.get(number, -math.inf) < LIVE_SECONDS:
+            return
+        _rdb.write(self.storage, self._trial_id(number), intermediate=self._pending.pop(number))
+        self._written[number] = now
 
     def finish(self, number: int, outcome: Outcome, history: Any) -> None:
         """End a trial as its outcome says: state, values and the attributes that explain it.
@@ -668,13 +703,20 @@ class Recorder:
         state = TrialState[outcome.state]
         values = list(outcome.values or ()) if state == TrialState.COMPLETE else None
         sampler = self.study.sampler
+        pending = self._pending.pop(number, {})
+        self._written.pop(number, None)
         # As Optuna's ``tell`` does: the next read of the trials sees this ending.
         self.study._thread_local.cached_all_trials = None
         if type(sampler).after_trial is not optuna.samplers.BaseSampler.after_trial:
-            sampler.after_trial(self.study, self.storage.get_trial(trial_id), state, values)
+            frozen = self.storage.get_trial(trial_id)
+            if pending:
+                frozen = copy.copy(frozen)
+                frozen.intermediate_values = {**frozen.intermediate_values, **pending}
+            sampler.after_trial(self.study, frozen, state, values)
         _rdb.write(
             self.storage,
             trial_id,
+            intermediate=pending,
             user_attrs={k: _jsonable(v) for k, v in _final_attrs(outcome).items()},
             system_attrs={HISTORY_KEY: _jsonable(history)} if history else None,
             state=state,

@@ -190,13 +190,17 @@ class RecorderSearcher(_Unpicklable, Searcher):
             if verdict != "ask":
                 return verdict
             with self._recorder.budget_lock():
-                self._shared = self._recorder.budget_use()
+                counted, running = self._shared = self._recorder.budget_use()
                 self._checked = time.monotonic()
                 verdict = self._shared_verdict(self._shared)
                 if verdict != "ask":
                     return verdict
                 ticket = self._ask()
-        self._checked = 0.0
+            # The reading plus the trial just asked for serves the next cheap look: a second
+            # read of the trials per ask was a fifth of a quick trial's overhead. The look may
+            # then count a trial that has ended since as running, which can only hold an ask
+            # back (for at most a second, near the end of the budget), never let one through.
+            self._shared = (counted, running + 1)
         self._summary.numbers.append(ticket.number)
         return {"number": ticket.number, "seed": ticket.seed, "params": ticket.params}
 
