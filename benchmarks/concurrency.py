@@ -6,7 +6,9 @@ that no trial is left running alone at the end for being longer than the others;
 is trials per second of the span from the first trial's start to the last one's end, as
 stored. On a 2-core machine two trials at once should come close to twice the throughput of
 one: each trial's TensorFlow is sized to its one core (``TF_NUM_INTRAOP_THREADS``), so the
-two do not fight over threads.
+two do not fight over threads. It also says where a shortfall goes: the trials' own time
+side by side against alone (compute slowed by shared caches, memory bandwidth or the host),
+and how much of the span the slots were busy (time lost between trials).
 
     .venv/bin/python benchmarks/concurrency.py --trials 8 --epochs 3
 """
@@ -14,9 +16,11 @@ two do not fight over threads.
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,15 +43,40 @@ params:
 """
 
 
-def span(storage: str, name: str) -> tuple[float, int]:
-    """Seconds from the first trial's start to the last one's end, and COMPLETE trials."""
+@dataclass(frozen=True)
+class Span:
+    """One run's trials as stored.
+
+    Attributes:
+        seconds: From the first trial's start to the last one's end.
+        complete: COMPLETE trials.
+        trial_seconds: The trials' own wall times (start to end), summed.
+        train_seconds: Median seconds in Keras ``fit`` per trial (the worker's own clock).
+    """
+
+    seconds: float
+    complete: int
+    trial_seconds: float
+    train_seconds: float
+
+
+def span(storage: str, name: str) -> Span:
+    """The run's span, its trials' own time and their median training time."""
     import optuna
 
     trials = optuna.load_study(study_name=name, storage=storage).trials
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    return (max(ends) - min(starts)).total_seconds(), complete
+    own = sum(
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in trials
+        if t.datetime_start and t.datetime_complete
+    )
+    train = statistics.median(
+        float(t.user_attrs["train_seconds"]) for t in trials if "train_seconds" in t.user_attrs
+    )
+    return Span((max(ends) - min(starts)).total_seconds(), complete, own, train)
 
 
 def main() -> None:
@@ -64,6 +93,7 @@ def main() -> None:
     space.write_text(FIXED)
     storage = f"sqlite:///{work}/bench.db"
     rates = {}
+    runs: dict[int, Span] = {}
     for concurrency in (1, args.concurrency):
         name = f"concurrency-{concurrency}"
         command = [
@@ -80,15 +110,25 @@ def main() -> None:
             *("--set", f"resources={{cpus_per_trial: 1, max_concurrent: {concurrency}}}"),
         ]
         subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-        seconds, complete = span(storage, name)
-        rates[concurrency] = complete / seconds
+        run = span(storage, name)
+        busy = run.trial_seconds / concurrency / run.seconds
+        rates[concurrency] = run.complete / run.seconds
+        runs[concurrency] = run
         print(
-            f"{concurrency} at a time: {complete} trials in {seconds:.1f} s, "
-            f"{3600 * rates[concurrency]:.0f} trials/hour"
+            f"{concurrency} at a time: {run.complete} trials in {run.seconds:.1f} s, "
+            f"{3600 * rates[concurrency]:.0f} trials/hour; the trials' own time "
+            f"{run.trial_seconds:.1f} s (slots busy {busy:.0%} of the span), median training "
+            f"{run.train_seconds:.2f} s per trial"
         )
+    n = args.concurrency
+    print(f"throughput {n} at a time / 1 at a time: {rates[n] / rates[1]:.2f}x")
+    # Where a shortfall from n x goes: each trial's own compute slowing down side by side
+    # (shared caches, memory bandwidth, the host), or slots left idle between trials.
+    slower = runs[n].trial_seconds / runs[1].trial_seconds
     print(
-        f"throughput {args.concurrency} at a time / 1 at a time: "
-        f"{rates[args.concurrency] / rates[1]:.2f}x"
+        f"side by side each trial took {slower:.2f}x its time alone (training "
+        f"{runs[n].train_seconds / runs[1].train_seconds:.2f}x); with no time lost between "
+        f"trials, {n} at a time would reach {n / slower:.2f}x"
     )
 
 

@@ -11,6 +11,8 @@ included in both); "first report" is when epoch 1 of the first trial arrived.
 
     .venv/bin/python benchmarks/trial_overhead.py --trials 100 --sleep 0      # no-op trainable
     .venv/bin/python benchmarks/trial_overhead.py --trials 100 --sleep 0.2    # ~1 s trainable
+
+Each is run ``--repeats`` times (5), in turns; the figures are medians.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +46,7 @@ def main() -> None:
         help="what to run",
     )
     parser.add_argument("--bare", action="store_true", help="same as --mode bare")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each, taken in turns")
     args = parser.parse_args()
     if args.bare:
         args.mode = "bare"
@@ -51,17 +55,27 @@ def main() -> None:
         return
     modes = ("hpsearch", "bare") if args.mode == "both" else (args.mode,)
     ideal = args.trials * args.epochs * args.sleep / args.concurrency
-    figures = {mode: measure(mode, args) for mode in modes}
-    for mode, (wall, first) in figures.items():
+    # Taken in turns, so that a slow spell of the machine hits both alike; medians, as one
+    # run of either varies by +-10% on a 2-core machine.
+    runs: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
+    for _ in range(args.repeats):
+        for mode in modes:
+            runs[mode].append(measure(mode, args))
+    for mode, taken in runs.items():
+        wall = statistics.median(w for w, _ in taken)
+        first = statistics.median(f for _, f in taken)
         print(
             f"{mode:>8}: {args.trials} trials x {args.epochs} epochs x {args.sleep} s, "
-            f"{args.concurrency} at a time: wall {wall:.1f} s (process start to exit), ideal "
+            f"{args.concurrency} at a time: wall {wall:.1f} s (median of "
+            f"{', '.join(f'{w:.1f}' for w, _ in taken)}; process start to exit), ideal "
             f"{ideal:.1f} s, overhead {(wall - ideal) / args.trials:.3f} s per trial; first "
             f"report {first:.1f} s after the start"
         )
-    if len(figures) == 2:
-        ratio = figures["hpsearch"][0] / figures["bare"][0]
-        print(f"hpsearch / bare Ray Tune wall time: {ratio:.3f}x")
+    if len(runs) == 2:
+        ratio = statistics.median(w for w, _ in runs["hpsearch"]) / statistics.median(
+            w for w, _ in runs["bare"]
+        )
+        print(f"hpsearch / bare Ray Tune wall time (medians): {ratio:.3f}x")
 
 
 def measure(mode: str, args: argparse.Namespace) -> tuple[float, float]:
