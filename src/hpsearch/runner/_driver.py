@@ -196,10 +196,10 @@ class RecorderSearcher(_Unpicklable, Searcher):
                 if verdict != "ask":
                     return verdict
                 ticket = self._ask()
-            # The reading plus the trial just asked for serves the next cheap look: a second
-            # read of the trials per ask was a fifth of a quick trial's overhead. The look may
-            # then count a trial that has ended since as running, which can only hold an ask
-            # back (for at most a second, near the end of the budget), never let one through.
+            # The reading plus the trial just asked for serves the next cheap look, instead of
+            # a second read per ask. The look may then count a trial that has ended since as
+            # running, which can only hold an ask back (for at most a second, near the end of
+            # the budget), never let one through: the ask itself reads again under the lock.
             self._shared = (counted, running + 1)
         self._summary.numbers.append(ticket.number)
         return {"number": ticket.number, "seed": ticket.seed, "params": ticket.params}
