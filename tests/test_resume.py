@@ -259,3 +259,25 @@ def test_cut_trials_stay_cut_when_the_study_says_so(
     assert rerun.params == ticket.params and rerun.seed == ticket.seed
     stored = stored_trials()[rerun.number]
     assert stored.user_attrs["rerun_of"] == ticket.number
+
+
+def test_a_trial_cut_before_its_parameters_were_stored_is_not_run_again(
+    synthetic_study: Callable[..., Path],
+) -> None:
+    """A driver killed between creating a trial and writing its parameters leaves a trial
+    with none. It never reached a worker, so there is nothing to judge: queued again, its
+    empty parameters made the next run's ask fail ("the searcher proposed no value for 'x'",
+    seen once in `make test` on a fresh clone)."""
+    from hpsearch.lifecycle import decide
+
+    study = load_study(synthetic_study())
+    first = Recorder(study, open_storage(STORAGE))
+    # What a kill leaves: the trial row, RUNNING, with no parameters yet.
+    number = first.study.ask().number
+    cut = decide(
+        None, objectives=["val_accuracy", "train_seconds"], epochs=4, run_stop="interrupted"
+    )
+    first.finish(number, cut, history=None)
+    again = Recorder(load_study(synthetic_study()), open_storage(STORAGE))
+    assert again.rerun_cut(5) == []
+    assert "x" in again.ask().params

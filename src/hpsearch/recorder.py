@@ -537,6 +537,9 @@ class Recorder:
             and t.user_attrs.get("stop_reason") in NOT_JUDGED
             and t.number not in queued
             and not self._retries_spent(t)
+            # Cut before its parameters were stored (a driver killed mid-ask): it never ran,
+            # and there is nothing to run again.
+            and t.params
         ][:limit]
         for trial in cut:
             attrs = {"rerun_of": trial.number}
