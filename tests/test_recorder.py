@@ -542,3 +542,26 @@ def test_budget_use_counts_what_the_budget_counts(
         ),
         sum(t.state == TrialState.RUNNING for t in trials),
     )
+
+
+def test_the_searcher_hears_of_the_ending_with_the_epochs_not_written_yet(
+    write_study: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Epochs that wait for the ending's write are part of the trial the sampler's
+    ``after_trial`` hook is given, as they would be had each been written at once."""
+    study = load_study(write_study(searcher={"type": "optuna-tpe", "n_startup_trials": 2}))
+    recorder = Recorder(study, open_storage(study.spec.storage))
+    ticket = recorder.ask()
+    seen: list[dict[int, float]] = []
+    sampler = recorder.study.sampler
+    monkeypatch.setattr(
+        sampler, "after_trial", lambda s, trial, *a: seen.append(trial.intermediate_values)
+    )
+    last: dict[str, object] = {}
+    for epoch in (1, 2, 3):
+        last = {"epoch": epoch, "val_accuracy": epoch / 10, "train_seconds": 1.0 * epoch}
+        recorder.record_epoch(ticket.number, last)
+    last["complete"] = True
+    objectives = [o.metric for o in study.spec.objectives]
+    recorder.finish(ticket.number, decide(last, objectives=objectives, epochs=3), [last])
+    assert seen == [pytest.approx({1: 0.1, 2: 0.2, 3: 0.3})]
