@@ -129,3 +129,21 @@ def test_baseline_scores_the_cut_on_the_study_test_split(
     assert "on 90 events" in err  # 15% of 600: the study's own test split
     accuracy = float(err.split("test accuracy")[1].split()[0])
     assert 0.6 < accuracy < 0.95
+
+
+def test_the_live_hint_names_the_storage_the_run_records_to(
+    write_study: Callable[..., Path],
+) -> None:
+    """`hpsearch dashboard STUDY` reads the storage the study file names; a run given
+    another one (``--storage``, ``--set storage=...``, as `curves record` runs suggest) must
+    say so in its "Watch it live" hint, or the hint opens a storage without this run."""
+    from hpsearch.runner._driver import _dashboard_command
+
+    path = write_study()
+    assert _dashboard_command(load_study(path)) == f"hpsearch dashboard {path}"
+    moved = load_study(path, storage="postgresql+psycopg2://alice:secret@db/hp")
+    assert _dashboard_command(moved) == (
+        f"hpsearch dashboard {path} --storage postgresql+psycopg2://alice:***@db/hp"
+    )
+    elsewhere = load_study(path, ["storage=sqlite:///elsewhere.db"])
+    assert _dashboard_command(elsewhere).endswith(" --storage sqlite:///elsewhere.db")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import ray
+import yaml
 from ray import tune
 from ray.tune import Callback
 from ray.tune.experiment import Trial
@@ -61,7 +62,7 @@ from hpsearch.runner._optuna_median import N_STARTUP_TRIALS, MedianRule
 from hpsearch.runner._progress import Progress
 from hpsearch.runner._resources import ResourcePlan, plan_resources
 from hpsearch.runner._worker import PLACEMENT_KEYS, REPORT_KEY, TrialSetup, run_trial
-from hpsearch.spec import StudySpec
+from hpsearch.spec import DEFAULT_STORAGE, Study, StudySpec
 
 
 @dataclass
@@ -511,6 +512,20 @@ class _RunStopper(_Unpicklable, Stopper):
         return True
 
 
+def _dashboard_command(study: Study) -> str:
+    """``hpsearch dashboard`` for this run, ``--storage`` included when it is needed.
+
+    The dashboard reads the storage the study file names; a run given another one
+    (``--storage``, ``--set storage=...``) says it, its password masked.
+    """
+    command = f"hpsearch dashboard {study.source}"
+    raw = yaml.safe_load(study.source.read_text())
+    named = raw.get("storage", DEFAULT_STORAGE) if isinstance(raw, dict) else None
+    if study.spec.storage != named:
+        command += f" --storage {mask_url(study.spec.storage)}"
+    return command
+
+
 def _log_name(number: int) -> str:
     """The file a trial's own output (prints, warnings, TensorFlow's log) goes to."""
     return f"trial_{number:05d}.log"
@@ -957,9 +972,8 @@ def run_study(
             f"time ({plan.cpus:g} CPU{f', {plan.gpus:.4g} GPU' if plan.gpus else ''} each), "
             f"up to {spec.budget.epochs} epochs, storage {mask_url(spec.storage)}"
         )
-        console.print(
-            f"Watch it live: hpsearch dashboard {study.source}", highlight=False, soft_wrap=True
-        )
+        dashboard = _dashboard_command(study)
+        console.print(f"Watch it live: {dashboard}", highlight=False, soft_wrap=True)
         setup = TrialSetup(
             objective_file=prepared.objective_ref,
             data=prepared.data,
@@ -979,7 +993,7 @@ def run_study(
             maximize=spec.objectives[0].direction == "maximize",
             metric=spec.scheduler.metric,
             deadline=deadline,
-            dashboard=f"hpsearch dashboard {study.source}",
+            dashboard=dashboard,
         )
         callback = RecorderCallback(recorder, summary, spec, run_stop, decisions, console, progress)
         # Tune's CSV, JSON and TensorBoard files per trial: nothing reads them (storage does).
