@@ -100,10 +100,14 @@ def test_a_replay_lands_an_ordinary_study_of_the_rows_values(
     assert len(trials) == 12 and {t.state for t in trials.values()} == {
         optuna.trial.TrialState.COMPLETE
     }
-    for trial in trials.values():
+    ran: set[int] = set()
+    for _, trial in sorted(trials.items()):
         row = trial.user_attrs["replay_row"]
-        # The nearest recorded x answers: the rows sit 0.1 apart from 0.0 to 0.9.
-        assert row == min(9, round(trial.params["x"] * 10))
+        # The nearest recorded x that no earlier trial ran answers (the nearest of all once
+        # all ten have run): the rows sit 0.1 apart from 0.0 to 0.9.
+        free = [r for r in range(10) if r not in ran] or list(range(10))
+        assert row == min(free, key=lambda r: (abs(r / 10 - trial.params["x"]), r))
+        ran.add(row)
         assert trial.values[0] == pytest.approx(table.metrics["val_accuracy"][row, -1])
         assert trial.values[1] == pytest.approx(table.metrics["train_seconds"][row, -1])
         history = trial_history(trial)
@@ -214,6 +218,21 @@ def test_moasha_keeps_the_fast_point_of_the_front_that_asha_stops(
         states[kind] = [t.state for t in sorted(summary.trials, key=lambda t: t.number)]
     assert states["asha"] == ["COMPLETE", "PRUNED", "PRUNED"]
     assert states["moasha"] == ["COMPLETE", "COMPLETE", "PRUNED"]
+
+
+def test_a_row_answers_once_per_study_resumed_or_not(
+    ten_rows: tuple[Path, Path, CurveTable],
+) -> None:
+    """Proposals near x = 0.5 get the nearest row not yet run, also after a resume."""
+    study, _, _ = ten_rows
+    table = ten_rows[2]
+    first = _replay(
+        study, table, workers=1, enqueue=[0.52, 0.48, 0.51], overrides=["budget.trials=3"]
+    )
+    rows = {t.number: (t.row, round(t.distance, 6)) for t in first.trials}
+    assert rows == {0: (5, 0.02), 1: (4, 0.08), 2: (6, 0.09)}
+    again = _replay(study, table, workers=1, enqueue=[0.53], overrides=["budget.trials=4"])
+    assert [(t.number, t.row) for t in again.trials] == [(3, 7)]
 
 
 def test_the_time_budget_is_spent_on_the_simulated_clock(

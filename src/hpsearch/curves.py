@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -317,8 +317,15 @@ class Neighbours:
                 differ += unlike
         return CHOICE_WEIGHT * choices + differ / np.maximum(shared, 1.0)
 
-    def nearest(self, flat: Mapping[str, Any]) -> tuple[int, float]:
-        """The nearest row to ``flat`` and its distance (0: a recorded configuration)."""
+    def nearest(self, flat: Mapping[str, Any], *, taken: Collection[int] = ()) -> tuple[int, float]:
+        """The nearest row to ``flat`` and its distance (0: a recorded configuration).
+
+        Args:
+            flat: The proposal (dotted parameters).
+            taken: Rows not to answer with while any other is left.
+        """
         distances = self.distances(flat)
-        row = int(np.argmin(distances))
+        free = distances.copy()
+        free[list(taken)] = np.inf
+        row = int(np.argmin(free)) if np.isfinite(free).any() else int(np.argmin(distances))
         return row, float(distances[row])
