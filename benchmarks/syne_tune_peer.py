@@ -26,7 +26,10 @@ minimises every metric), ``train_seconds``, ``wall_seconds``, and ``row``, the r
 the file). FAIL rows are left out (Syne Tune's tabular blackbox would forward-fill a failed
 curve as if training had gone on for free). Syne Tune's ``add_surrogate(blackbox,
 KNeighborsRegressor(n_neighbors=1), predict_curves=True)`` fits its feature pipeline + 1-NN on
-the rows: a proposal is answered by the whole curve of its nearest recorded row.
+the rows: a proposal is answered by the whole curve of its nearest recorded row that the
+search has not run yet, the rule of hpsearch's replay (a row answers once per search; the
+nearest of all once every row has run): the surrogate's feature pipeline and distances are
+Syne Tune's, only the choice among its neighbours is this script's (``NearestRow.answer``).
 
 **Space and distance.** Syne Tune's searchers see the study's whole space, flattened to the
 dotted names the table uses (every parameter of every branch; read from the table's
@@ -288,8 +291,32 @@ class NearestRow(Blackbox):
         self.surrogate = surrogate
         self.params = params
         self.rows: list[int] = []  # the table's rows it holds
+        self.values = np.zeros((0, 0, 0))  # (rows, epochs, objectives), as the surrogate's
         pipeline = surrogate.surrogate_pipeline[0]
         self._features, self._knn = pipeline[:-1], pipeline[-1]
+        self._answered: dict[tuple, int] = {}  # this search's proposals -> row position
+
+    def new_search(self) -> None:
+        """Forget which rows have run: a row answers once per search (see ``answer``)."""
+        self._answered.clear()
+
+    def answer(self, encoded: dict[str, Any]) -> tuple[int, float]:
+        """The row position that answers a proposal, and the surrogate's distance to it.
+
+        As in hpsearch's replay (``_Answers`` in ``hpsearch/runner/_replay.py``): the nearest
+        row that this search has not run yet (the nearest of all once every row has run);
+        the same configuration again gets the same row.
+        """
+        features = self._features.transform(pd.DataFrame([encoded]))
+        distances, order = self._knn.kneighbors(features, n_neighbors=len(self.rows))
+        key = tuple(sorted((name, str(value)) for name, value in encoded.items()))
+        if key not in self._answered:
+            taken = set(self._answered.values())
+            free = [j for j, position in enumerate(order[0]) if position not in taken]
+            self._answered[key] = int(order[0][free[0] if free else 0])
+        position = self._answered[key]
+        at = int(np.flatnonzero(order[0] == position)[0])
+        return position, float(distances[0, at])
 
     @property
     def fidelity_values(self) -> np.ndarray:
@@ -304,13 +331,15 @@ class NearestRow(Blackbox):
         fidelity: dict | None = None,
         seed: int | None = None,
     ) -> Any:
-        encoded = self.encode(configuration)
-        curves = self.surrogate.objective_function(encoded, fidelity=fidelity, seed=0)
-        distance, _ = self._knn.kneighbors(self._features.transform(pd.DataFrame([encoded])))
+        position, distance = self.answer(self.encode(configuration))
+        curves = self.values[position]
         if fidelity is None:  # every epoch: (epochs, objectives)
-            column = np.full((len(curves), 1), float(distance[0, 0]))
-            return np.hstack([np.asarray(curves, dtype=float), column])
-        return {**curves, "distance": float(distance[0, 0])}
+            return np.hstack([curves, np.full((len(curves), 1), distance)])
+        epoch = int(np.flatnonzero(self.fidelity_values == fidelity["epoch"])[0])
+        return {
+            **dict(zip(self.surrogate.objectives_names, curves[epoch].tolist(), strict=True)),
+            "distance": distance,
+        }
 
 
 def build_blackbox(table: Table, params: list[Param]) -> tuple[NearestRow, dict[str, int]]:
@@ -364,6 +393,15 @@ def build_blackbox(table: Table, params: list[Param]) -> tuple[NearestRow, dict[
     )
     blackbox = NearestRow(surrogate, params)
     blackbox.rows = rows
+    blackbox.values = values
+    # The rows' positions in the 1-NN must be their positions in ``values``; each row is its
+    # own nearest neighbour and the surrogate answers it with its own curve.
+    for position, features in enumerate(encoded):
+        own = surrogate.objective_function(features, seed=0)
+        answer, distance = blackbox.answer(features)
+        if answer != position or distance > 1e-6 or not np.allclose(own, values[position]):
+            raise RuntimeError(f"row {rows[position]}: the 1-NN does not answer it with itself")
+        blackbox.new_search()
     return blackbox, left_out
 
 
@@ -480,6 +518,7 @@ def search(strategy: str, seed: int, blackbox: NearestRow, epochs: int, args: An
     """One Syne Tune run on the simulator backend: its trace."""
     random.seed(seed)
     np.random.seed(seed)  # MOASHA samples configurations from numpy's global generator
+    blackbox.new_search()
     scheduler = make_scheduler(strategy, blackbox.configuration_space, epochs, seed, args)
     cap_trials(scheduler, args.trials)
     backend = UserBlackboxBackend(
