@@ -582,11 +582,13 @@ def target_noise(table: Any, complete: list[int], targets: dict[float, float]) -
 def headroom(table: Any, complete: list[int], targets: dict[float, float]) -> list[str]:
     """How much compute any strategy could save at most, against random search, per target.
 
-    Random search without early stopping draws rows until one reaches the target: if every
-    row were equally likely, it pays on average the non-reaching rows' mean cost times the
-    expected misses, (rows - k) / k, plus one reaching row's mean cost. No strategy pays less
-    than the cheapest reaching row's full training, so the ratio of the two bounds what there
-    is to win; whether a searcher can find that row is the noise question above.
+    Random search without early stopping draws rows until one reaches the target. Were every
+    row equally likely (and, as in the replay, each run once), a row that misses comes before
+    the first of the ``k`` that reach it with probability 1 / (k + 1), so the search pays on
+    average the missing rows' summed cost / (k + 1) plus one reaching row's mean cost. No
+    strategy pays less than the cheapest reaching row's full training, so the ratio of the
+    two bounds what there is to win; whether a searcher can find that row is the noise
+    question above.
     """
     epochs = table.epochs
     val = table.metrics["val_accuracy"][complete, epochs - 1]
@@ -595,13 +597,14 @@ def headroom(table: Any, complete: list[int], targets: dict[float, float]) -> li
     for share, target in targets.items():
         hit = val >= target
         k = int(hit.sum())
-        expected = float(cost[~hit].mean()) * (len(val) - k) / k + float(cost[hit].mean())
+        expected = float(cost[~hit].sum()) / (k + 1) + float(cost[hit].mean())
         cheapest = float(cost[hit].min())
+        others = ", ".join(f"{c:.0f}" for c in sorted(cost[hit])[1:])
         lines.append(
             f"- Top {share:.0%}: random search pays {expected:,.0f} s on average if every row "
-            f"is equally likely; the cheapest of the {k} rows at the target trains in "
-            f"{cheapest:.1f} s (the others: {', '.join(f'{c:.0f}' for c in sorted(cost[hit])[1:])}"
-            f" s), so at most {expected / cheapest:.0f}x is there to win."
+            f"is equally likely and runs once; the cheapest of the {k} rows at the target "
+            f"trains in {cheapest:.1f} s (the others: {others} s), so at most "
+            f"{expected / cheapest:.0f}x is there to win."
         )
     return lines
 
