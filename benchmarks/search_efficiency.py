@@ -406,7 +406,8 @@ SYNE_NOTE = (
     "- **Syne Tune** rows come from `benchmarks/syne_tune_peer.py` (syne-tune 0.16.0, its own "
     "venv): Syne Tune's ASHA and MOASHA with its random searcher on Syne Tune's simulator "
     "backend, over the same table (1-nearest-neighbour surrogate over one-hot and scaled "
-    "parameters), the same seeds, 2 workers, grace period 2, reduction factor 2. Syne Tune "
+    "parameters; a row answers once per search, as in hpsearch's replay), the same seeds, 2 "
+    "workers, grace period 2, reduction factor 2. Syne Tune "
     "0.16.0's MOASHA reads the output of its non-dominated sort (trial indices, best first) as "
     "one priority per trial (`Bracket.on_result` in `syne_tune/optimizer/schedulers/asha.py`), "
     "so a trial is judged by the position of whichever trial sorts last: a trial that "
@@ -416,14 +417,14 @@ SYNE_NOTE = (
 )
 
 
-def notes(table: Any, *, syne: bool) -> list[str]:
+def notes(table: Any, *, syne: bool, workers: int) -> list[str]:
     """What the table cannot say by itself, appended to the generated page."""
     names = {name for params in table.params for name in params}
     return [
         "",
         "## How to read it",
         "",
-        REPLAY_NOTE.format(rows=table.rows, names=len(names)),
+        REPLAY_NOTE.format(rows=table.rows, names=len(names), workers=workers),
         *([SYNE_NOTE] if syne else []),
         *NOTES,
     ]
@@ -431,12 +432,15 @@ def notes(table: Any, *, syne: bool) -> list[str]:
 
 REPLAY_NOTE = (
     "- **Replay, not training.** Every search ran through `hpsearch run --replay`: the real "
-    "searcher, scheduler and Recorder, 2 trials at a time on a simulated clock. A proposal is "
-    "answered by its nearest recorded configuration (same model family, optimizer and LR "
-    "schedule where the table has one), so a searcher that proposes near a recorded point "
-    "again gets the same curve again: there is no training noise, and the {rows} recorded "
-    "points are sparse in a {names}-parameter conditional space. Model-based searchers (TPE, "
-    "NSGA-II) lose some of their edge here, as everything between recorded points is flat."
+    "searcher, scheduler and Recorder, {workers} trials at a time on a simulated clock. A "
+    "proposal is answered by the nearest recorded configuration that the search has not run "
+    "yet (same model family, optimizer and LR schedule where the table has one): a row "
+    "answers once per search, as a real search never trains the same configuration twice by "
+    "chance. There is no training noise beyond what each row recorded once, and the {rows} "
+    "recorded points are sparse in a {names}-parameter conditional space, so a searcher that "
+    "homes in on a region is answered by the nearest rows still unrun there. Model-based "
+    "searchers (TPE, NSGA-II) lose some of their edge here, as everything between recorded "
+    "points is flat."
 )
 
 NOTES = [
@@ -562,7 +566,7 @@ def report(
         )
     lines += against_default(rows, labels)
     lines += ["", f"![best accuracy and hypervolume against compute](figures/{args.figure.name})"]
-    lines += notes(table, syne=any(key.startswith("syne") for key in by))
+    lines += notes(table, syne=any(key.startswith("syne") for key in by), workers=args.workers)
     lines += target_noise(table, complete, targets)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
