@@ -57,13 +57,14 @@ lint: setup
 # backend, in a venv of their own (Syne Tune's dependencies stay out of .venv/).
 SEEDS  ?= 20
 TRIALS ?= 200
+TABLE  ?= benchmarks/curves/xgamma_families_16k.h5
 SYNE   := benchmarks/.syne-venv
 bench: setup $(SYNE)/.installed
-	$(SYNE)/bin/python benchmarks/syne_tune_peer.py --seeds $(SEEDS) --trials $(TRIALS) \
-		--jobs 2 --strategies syne-asha syne-moasha syne-moasha-rankfix \
+	$(SYNE)/bin/python benchmarks/syne_tune_peer.py --table $(TABLE) --seeds $(SEEDS) \
+		--trials $(TRIALS) --jobs 2 --strategies syne-asha syne-moasha syne-moasha-rankfix \
 		--out results/bench/syne_traces.json
-	$(BIN)/python benchmarks/search_efficiency.py --seeds $(SEEDS) --trials $(TRIALS) \
-		--peers results/bench/syne_traces.json
+	$(BIN)/python benchmarks/search_efficiency.py --table $(TABLE) --seeds $(SEEDS) \
+		--trials $(TRIALS) --peers results/bench/syne_traces.json
 
 $(SYNE)/.installed:
 	@test -x $(SYNE)/bin/python || $(PYTHON) -m venv $(SYNE)
