@@ -187,25 +187,23 @@ def test_cli_missing_data_without_simulate_names_the_fix(
 
 
 @pytest.mark.parametrize(
-    ("objectives", "expected"),
+    "objectives",
     [
-        ([{"metric": "val_accuracy", "direction": "maximize"}], "asha"),
-        (
-            [
-                {"metric": "val_accuracy", "direction": "maximize"},
-                {"metric": "train_seconds", "direction": "minimize"},
-            ],
-            "moasha",
-        ),
+        [{"metric": "val_accuracy", "direction": "maximize"}],
+        [
+            {"metric": "val_accuracy", "direction": "maximize"},
+            {"metric": "train_seconds", "direction": "minimize"},
+        ],
     ],
 )
-def test_the_default_scheduler_is_moasha_for_several_objectives(
-    write_study: Callable[..., Path], objectives: list[dict[str, str]], expected: str
+def test_the_default_scheduler_is_asha_for_one_objective_or_several(
+    write_study: Callable[..., Path], objectives: list[dict[str, str]]
 ) -> None:
-    """Measured on the recorded xgamma families curves (docs/search_efficiency.md)."""
+    """Measured on the recorded xgamma families curves (docs/search_efficiency.md): under the
+    same multi-objective TPE, ASHA on the first objective beat MOASHA on 40 fresh seeds."""
     path = write_study(objectives=objectives, scheduler={"grace_period": 2})
     study = load_study(path)
-    assert study.spec.scheduler.type == expected
+    assert study.spec.scheduler.type == "asha"
     assert study.spec.scheduler.metric == "val_accuracy"
     # A type the study names stays.
     assert load_study(path, ["scheduler.type=asha"]).spec.scheduler.type == "asha"

@@ -322,8 +322,8 @@ class SchedulerSpec(_Strict):
     """Which algorithm stops poor trials early.
 
     ``asha`` (asynchronous successive halving on ``metric``; the default for one objective),
-    ``moasha`` (ASHA ranking each rung by Pareto rank over all the study's objectives; the
-    default for several, see :mod:`hpsearch.runner._moasha`), ``hyperband`` (ASHA over
+    ``moasha`` (ASHA ranking each rung by Pareto rank over all the study's objectives, see
+    :mod:`hpsearch.runner._moasha`), ``hyperband`` (ASHA over
     several brackets of different grace periods, Ray's asynchronous HyperBand), ``median``
     (Ray's median stopping rule: stop a trial whose best value so far is worse than the median
     of others at the same epoch), ``optuna-median`` (Optuna's own ``MedianPruner``: a trial
@@ -735,17 +735,17 @@ def _fill_task_defaults(raw: dict[str, Any], task: Task) -> None:
 def _fill_scheduler_defaults(raw: dict[str, Any], task: Task | None) -> None:
     """The scheduler watches the first objective unless told otherwise, in its direction.
 
-    A study of several objectives that names no scheduler type gets ``moasha``, one objective
-    ``asha``: on the recorded xgamma families curves (``make bench``,
-    docs/search_efficiency.md) MOASHA beat ASHA under the same TPE searcher on the front's
-    hypervolume, on the compute to reach the table's top 2% and on total compute.
+    ASHA is the default for several objectives too (``moasha`` is there to choose): on the
+    300-row xgamma families table (``make bench``, docs/search_efficiency_candidates.md),
+    under the same multi-objective TPE, ASHA on the first objective reached the table's top 2%
+    with less compute and a larger hypervolume of the accuracy-time front than MOASHA, on 40
+    fresh seeds; MOASHA keeps fast, less accurate trials at each rung, and pays for them in
+    the accurate ones it stops.
     """
     scheduler = raw.setdefault("scheduler", {})
     objectives = raw.get("objectives")
     if not isinstance(scheduler, dict) or not isinstance(objectives, list) or not objectives:
         return
-    if "type" not in scheduler and len(objectives) > 1:
-        scheduler["type"] = "moasha"
     first = objectives[0]
     if not isinstance(first, dict):
         return
