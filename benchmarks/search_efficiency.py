@@ -143,38 +143,25 @@ STRATEGIES = (
     *(
         Strategy(
             key,
-            f"{label} + MOASHA (grace {grace}, factor {factor})",
+            f"{label} + {kind.upper()} (grace {grace}, factor {factor})",
             (
                 *searcher,
-                f"scheduler={{type: moasha, grace_period: {grace}, reduction_factor: {factor}}}",
+                f"scheduler={{type: {kind}, grace_period: {grace}, reduction_factor: {factor}}}",
             ),
             candidate=True,
         )
-        for key, label, searcher, grace, factor in (
-            ("tpe-moasha-13", "multi-objective TPE", (), 1, 3),
-            ("tpe-moasha-14", "multi-objective TPE", (), 1, 4),
-            ("tpe16-moasha", "multi-objective TPE (16 startup trials)", (TPE16,), 2, 2),
-            ("nsga2-moasha", "NSGA-II (population 20)", (NSGA2_20,), 2, 2),
-            ("nsga2-moasha-13", "NSGA-II (population 20)", (NSGA2_20,), 1, 3),
-            ("nsga2-moasha-14", "NSGA-II (population 20)", (NSGA2_20,), 1, 4),
-            ("nsga2-10-moasha", "NSGA-II (population 10)", (NSGA2_10,), 2, 2),
-            ("random-moasha-14", "random", ("searcher={type: random}",), 1, 4),
-        )
-    ),
-    *(
-        Strategy(
-            key,
-            f"{label} + ASHA (grace {grace}, factor {factor})",
-            (
-                *searcher,
-                f"scheduler={{type: asha, grace_period: {grace}, reduction_factor: {factor}}}",
-            ),
-            candidate=True,
-        )
-        for key, label, searcher, grace, factor in (
-            ("tpe-asha-13", "multi-objective TPE", (), 1, 3),
-            ("tpe16-asha", "multi-objective TPE (16 startup trials)", (TPE16,), 2, 2),
-            ("nsga2-asha-13", "NSGA-II (population 20)", (NSGA2_20,), 1, 3),
+        for key, label, searcher, kind, grace, factor in (
+            ("tpe-moasha-13", "multi-objective TPE", (), "moasha", 1, 3),
+            ("tpe-moasha-14", "multi-objective TPE", (), "moasha", 1, 4),
+            ("tpe16-moasha", "multi-objective TPE (16 startup trials)", (TPE16,), "moasha", 2, 2),
+            ("nsga2-moasha", "NSGA-II (population 20)", (NSGA2_20,), "moasha", 2, 2),
+            ("nsga2-moasha-13", "NSGA-II (population 20)", (NSGA2_20,), "moasha", 1, 3),
+            ("nsga2-moasha-14", "NSGA-II (population 20)", (NSGA2_20,), "moasha", 1, 4),
+            ("nsga2-10-moasha", "NSGA-II (population 10)", (NSGA2_10,), "moasha", 2, 2),
+            ("random-moasha-14", "random", ("searcher={type: random}",), "moasha", 1, 4),
+            ("tpe-asha-13", "multi-objective TPE", (), "asha", 1, 3),
+            ("tpe16-asha", "multi-objective TPE (16 startup trials)", (TPE16,), "asha", 2, 2),
+            ("nsga2-asha-13", "NSGA-II (population 20)", (NSGA2_20,), "asha", 1, 3),
         )
     ),
 )
