@@ -224,8 +224,7 @@ def test_a_row_answers_once_per_study_resumed_or_not(
     ten_rows: tuple[Path, Path, CurveTable],
 ) -> None:
     """Proposals near x = 0.5 get the nearest row not yet run, also after a resume."""
-    study, _, _ = ten_rows
-    table = ten_rows[2]
+    study, _, table = ten_rows
     first = _replay(
         study, table, workers=1, enqueue=[0.52, 0.48, 0.51], overrides=["budget.trials=3"]
     )

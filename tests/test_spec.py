@@ -206,4 +206,4 @@ def test_the_default_scheduler_is_asha_for_one_objective_or_several(
     assert study.spec.scheduler.type == "asha"
     assert study.spec.scheduler.metric == "val_accuracy"
     # A type the study names stays.
-    assert load_study(path, ["scheduler.type=asha"]).spec.scheduler.type == "asha"
+    assert load_study(path, ["scheduler.type=moasha"]).spec.scheduler.type == "moasha"

@@ -157,10 +157,10 @@ class _Answers:
     so a searcher would pay again and again for a result it already has, which no real
     search does: on the 200-row xgamma table, 69% of the default TPE's trials and 42% of
     random search's re-ran a row their search had run (nearest-row cells differ widely in
-    size in a sparse conditional space). So a row
-    answers once per study, and a proposal whose nearest row has run gets the nearest row
-    that has not (once every row has run, the nearest again). A proposal of the very same
-    parameters as an earlier trial (a cut trial run again) gets that trial's row.
+    size in a sparse conditional space). So a row answers once per study, and a proposal
+    whose nearest row has run gets the nearest row that has not (once every row has run, the
+    nearest again). A proposal of the very same parameters as an earlier trial (a cut trial
+    run again) gets that trial's row.
     """
 
     def __init__(self, neighbours: Neighbours, recorder: Recorder) -> None:
