@@ -444,11 +444,12 @@ REPLAY_NOTE = (
     "proposal is answered by the nearest recorded configuration that the search has not run "
     "yet (same model family, optimizer and LR schedule where the table has one): a row "
     "answers once per search, as a real search never trains the same configuration twice by "
-    "chance. There is no training noise beyond what each row recorded once, and the {rows} "
-    "recorded points are sparse in a {names}-parameter conditional space, so a searcher that "
-    "homes in on a region is answered by the nearest rows still unrun there. Model-based "
-    "searchers (TPE, NSGA-II) lose some of their edge here, as everything between recorded "
-    "points is flat."
+    "chance. The trial is stored with that row's parameters, so the searcher learns each "
+    "result with the configuration that produced it. There is no training noise beyond what "
+    "each row recorded once, and the {rows} recorded points are sparse in a "
+    "{names}-parameter conditional space, so a searcher that homes in on a region is "
+    "answered by the nearest rows still unrun there. Model-based searchers (TPE, NSGA-II) "
+    "lose some of their edge here, as everything between recorded points is flat."
 )
 
 NOTES = [

@@ -100,14 +100,12 @@ def test_a_replay_lands_an_ordinary_study_of_the_rows_values(
     assert len(trials) == 12 and {t.state for t in trials.values()} == {
         optuna.trial.TrialState.COMPLETE
     }
-    ran: set[int] = set()
-    for _, trial in sorted(trials.items()):
-        row = trial.user_attrs["replay_row"]
-        # The nearest recorded x that no earlier trial ran answers (the nearest of all once
-        # all ten have run): the rows sit 0.1 apart from 0.0 to 0.9.
-        free = [r for r in range(10) if r not in ran] or list(range(10))
-        assert row == min(free, key=lambda r: (abs(r / 10 - trial.params["x"]), r))
-        ran.add(row)
+    rows = [trial.user_attrs["replay_row"] for _, trial in sorted(trials.items())]
+    # A row answers once until all ten have run (which rows, and the stored parameters: see
+    # test_a_row_answers_once_per_study_resumed_or_not).
+    assert sorted(rows[:10]) == list(range(10))
+    for row, (_, trial) in zip(rows, sorted(trials.items()), strict=True):
+        assert trial.params == table.params[row]
         assert trial.values[0] == pytest.approx(table.metrics["val_accuracy"][row, -1])
         assert trial.values[1] == pytest.approx(table.metrics["train_seconds"][row, -1])
         history = trial_history(trial)
@@ -223,7 +221,10 @@ def test_moasha_keeps_the_fast_point_of_the_front_that_asha_stops(
 def test_a_row_answers_once_per_study_resumed_or_not(
     ten_rows: tuple[Path, Path, CurveTable],
 ) -> None:
-    """Proposals near x = 0.5 get the nearest row not yet run, also after a resume."""
+    """Proposals near x = 0.5 get the nearest row not yet run, also after a resume.
+
+    Each trial is stored with its row's parameters, and the proposal's distance from them.
+    """
     study, _, table = ten_rows
     first = _replay(
         study, table, workers=1, enqueue=[0.52, 0.48, 0.51], overrides=["budget.trials=3"]
@@ -232,6 +233,14 @@ def test_a_row_answers_once_per_study_resumed_or_not(
     assert rows == {0: (5, 0.02), 1: (4, 0.08), 2: (6, 0.09)}
     again = _replay(study, table, workers=1, enqueue=[0.53], overrides=["budget.trials=4"])
     assert [(t.number, t.row) for t in again.trials] == [(3, 7)]
+    stored = stored_trials(STORAGE, "synthetic")
+    assert {n: t.params["x"] for n, t in stored.items()} == {0: 0.5, 1: 0.4, 2: 0.6, 3: 0.7}
+    assert {n: round(t.user_attrs["replay_distance"], 6) for n, t in stored.items()} == {
+        0: 0.02,
+        1: 0.08,
+        2: 0.09,
+        3: 0.17,
+    }
 
 
 def test_the_time_budget_is_spent_on_the_simulated_clock(

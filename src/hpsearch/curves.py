@@ -13,7 +13,9 @@ restricting the space to the recorded points, which would turn every parameter i
 unordered category and leave a model-based searcher nothing to model; and over a surrogate
 model (a random forest), which would invent curves nobody trained, with made-up noise and
 made-up coupling between accuracy and time. The neighbour's curve is a real, whole training
-run: its accuracy and its seconds belong together, epoch by epoch.
+run: its accuracy and its seconds belong together, epoch by epoch. The trial is stored with
+the neighbour's parameters, so that a searcher learns each result with the configuration that
+produced it.
 
 File layout (all arrays share the row order)::
 

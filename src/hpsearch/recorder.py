@@ -623,7 +623,12 @@ class Recorder:
 
     # -- trials ----------------------------------------------------------------------------
 
-    def ask(self, log_file: Callable[[int], Path] | None = None) -> TrialTicket:
+    def ask(
+        self,
+        log_file: Callable[[int], Path] | None = None,
+        *,
+        snap: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> TrialTicket:
         """Create a RUNNING trial with parameters from the study's searcher.
 
         The sampler is seeded for the number the new trial will get (the count of stored
@@ -632,6 +637,12 @@ class Recorder:
         Args:
             log_file: Where the trial's own output goes, given its number; stored on the trial
                 (user attribute ``log_file``).
+            snap: Given the trial's number and the searcher's proposal (flat), the
+                configuration of the same space that will really run; the trial is stored
+                with it. A replay answers from recorded configurations only, and the record
+                must pair each result with the configuration that produced it, as a real run
+                does: a searcher that learnt the proposal's parameters with another
+                configuration's result would model a blurred space.
         """
         states, _ = _rdb.count_states(self.storage, self._study_id)
         upcoming = sum(states.values())  # the new trial's number
@@ -652,6 +663,15 @@ class Recorder:
             buffer = _rdb.ParamBuffer(trial.storage)
             trial.storage = buffer  # type: ignore[assignment]
             params = _optuna.suggest(self._space, trial)
+            if snap is not None:
+                proposal = {n: d.to_external_repr(v) for n, (v, d) in buffer.params.items()}
+                flat = snap(trial.number, proposal)
+                every = _optuna.distributions(self._space)
+                buffer.params = {
+                    name: (every[name].to_internal_repr(value), every[name])
+                    for name, value in flat.items()
+                }
+                params = self._space.decode(flat)
         self._trial_ids[trial.number] = trial._trial_id
         self._written[trial.number] = time.monotonic()
         seed = derive_seed(self._master_seed, "trial", trial.number)

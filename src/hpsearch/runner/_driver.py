@@ -135,7 +135,8 @@ class RecorderSearcher(_Unpicklable, Searcher):
     are live, so it can start at once and Optuna's start time is (nearly) its real start; and
     the run is finished when ``remaining`` trials have ended in a way that counts against the
     budget, so a trial cut short (or lost by Ray) leaves its place to another. Nothing is asked
-    once the run is stopping.
+    once the run is stopping. A replay passes ``snap``, which turns each proposal into the
+    recorded configuration that answers it (see :meth:`hpsearch.recorder.Recorder.ask`).
     """
 
     def __init__(
@@ -148,9 +149,11 @@ class RecorderSearcher(_Unpicklable, Searcher):
         concurrency: int,
         log_dir: Path | None = None,
         budget: int | None = None,
+        snap: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(metric=None, mode=None)
         self._log_dir = log_dir
+        self._snap = snap
         self._budget = budget
         self._checked = 0.0
         self._shared: tuple[int, int] | None = None
@@ -208,7 +211,8 @@ class RecorderSearcher(_Unpicklable, Searcher):
     def _ask(self) -> TrialTicket:
         log_dir = self._log_dir
         return self._recorder.ask(
-            None if log_dir is None else lambda number: log_dir / _log_name(number)
+            None if log_dir is None else lambda number: log_dir / _log_name(number),
+            snap=self._snap,
         )
 
     def _shared_verdict(self, shared: tuple[int, int] | None) -> str | None:

@@ -10,7 +10,8 @@ discrete-event loop in the order of simulated time, as Syne Tune's simulator bac
 * a proposed configuration is answered by its nearest recorded neighbour
   (:class:`hpsearch.curves.Neighbours`) among the rows no earlier trial of the study ran,
   whose reports are sent epoch by epoch (see :class:`_Answers` for why not simply the
-  nearest);
+  nearest); the trial is stored with that row's parameters, so that every result in the
+  study, and every result a searcher learns from, belongs to the configuration stored with it;
 * each report happens when the neighbour's recorded wall time says it did, counted from the
   trial's start on the simulated clock; ``workers`` trials run side by side, and a freed slot
   is filled at once (the real driver's Ray overhead between trials is not simulated);
@@ -159,13 +160,17 @@ class _Answers:
     random search's re-ran a row their search had run (nearest-row cells differ widely in
     size in a sparse conditional space). So a row answers once per study, and a proposal
     whose nearest row has run gets the nearest row that has not (once every row has run, the
-    nearest again). A proposal of the very same parameters as an earlier trial (a cut trial
-    run again) gets that trial's row.
+    nearest again).
+
+    The trial is stored with the row's parameters (see :meth:`snap`), so a proposal of the
+    very same parameters as an earlier trial (a cut trial run again) is that trial's row.
     """
 
-    def __init__(self, neighbours: Neighbours, recorder: Recorder) -> None:
+    def __init__(self, table: CurveTable, neighbours: Neighbours, recorder: Recorder) -> None:
+        self._table = table
         self._neighbours = neighbours
         self._rows: dict[str, int] = {}
+        self.answered: dict[int, tuple[int, float]] = {}
         for trial in recorder.study.get_trials(deepcopy=False):
             row = trial.user_attrs.get("replay_row")
             if isinstance(row, int):  # a resumed replay: its rows have run
@@ -175,15 +180,20 @@ class _Answers:
     def _key(flat: dict[str, Any]) -> str:
         return json.dumps(flat, sort_keys=True, default=str)
 
-    def row(self, flat: dict[str, Any]) -> tuple[int, float]:
-        """The row that answers the proposal ``flat``, and its distance from it."""
-        key = self._key(flat)
+    def snap(self, number: int, proposal: dict[str, Any]) -> dict[str, Any]:
+        """The parameters trial ``number`` runs with: those of the row that answers ``proposal``.
+
+        The row and the proposal's distance from it are kept in :attr:`answered`.
+        """
+        key = self._key(proposal)
         if key in self._rows:
-            row = self._rows[key]
-            return row, float(self._neighbours.distances(flat)[row])
-        row, distance = self._neighbours.nearest(flat, taken=set(self._rows.values()))
-        self._rows[key] = row
-        return row, distance
+            row, distance = self._rows[key], 0.0
+        else:
+            row, distance = self._neighbours.nearest(proposal, taken=set(self._rows.values()))
+        flat = dict(self._table.params[row])
+        self._rows[self._key(flat)] = row
+        self.answered[number] = (row, distance)
+        return flat
 
 
 class _Controller:
@@ -245,7 +255,7 @@ def replay_study(
         console.print(f"Study {spec.name!r} already has its {spec.budget.trials} trials.")
         return summary
     summary.requeued = recorder.rerun_cut(remaining)
-    answers = _Answers(Neighbours(table, study.space), recorder)
+    answers = _Answers(table, Neighbours(table, study.space), recorder)
     now = 0.0
     run_stop = RunStop(
         FailureStreak(spec.budget.max_failures_in_a_row),
@@ -255,7 +265,7 @@ def replay_study(
     decisions = _DecisionsKept()
     scheduler = _make_scheduler(spec, decisions)
     searcher = RecorderSearcher(
-        recorder, summary, run_stop, remaining=remaining, concurrency=workers
+        recorder, summary, run_stop, remaining=remaining, concurrency=workers, snap=answers.snap
     )
     callback = RecorderCallback(recorder, summary, spec, run_stop, decisions, console)
     controller = _Controller()
@@ -277,7 +287,7 @@ def replay_study(
             if not isinstance(config, dict):
                 return True
             number = int(config["number"])
-            row, distance = answers.row(study.space.encode(config["params"]))
+            row, distance = answers.answered[number]
             reported = min(table.reported(row), epochs)
             trial = Trial("replay", config=config, trial_id=trial_id, stub=True)
             trial.set_status(Trial.RUNNING)
