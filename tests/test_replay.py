@@ -218,6 +218,30 @@ def test_moasha_keeps_the_fast_point_of_the_front_that_asha_stops(
     assert states["moasha"] == ["COMPLETE", "COMPLETE", "PRUNED"]
 
 
+def test_hyperband_brackets_follow_the_master_seed_not_numpys_global_state(
+    ten_rows: tuple[Path, Path, CurveTable],
+) -> None:
+    """Ray's asynchronous HyperBand draws each trial's bracket from numpy's global generator.
+
+    hpsearch draws it from the trial's own seed, so the same study replays (and runs) the
+    same, whatever else in the process has drawn from numpy before.
+    """
+    study, _, table = ten_rows
+    scheduler = "scheduler={type: hyperband, grace_period: 1, reduction_factor: 2, brackets: 3}"
+    ended = []
+    for run, global_seed in enumerate((1, 2)):
+        np.random.seed(global_seed)
+        summary = _replay(
+            study,
+            table,
+            workers=2,
+            overrides=["budget.trials=20", f"name=hb{run}", scheduler],
+        )
+        ended.append([(t.number, t.state, t.epochs) for t in summary.trials])
+    assert ended[0] == ended[1]
+    assert {"PRUNED", "COMPLETE"} <= {state for _, state, _ in ended[0]}
+
+
 def test_a_row_answers_once_per_study_resumed_or_not(
     ten_rows: tuple[Path, Path, CurveTable],
 ) -> None:

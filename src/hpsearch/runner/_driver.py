@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import ray
 import yaml
 from ray import tune
@@ -62,6 +63,7 @@ from hpsearch.runner._optuna_median import N_STARTUP_TRIALS, MedianRule
 from hpsearch.runner._progress import Progress
 from hpsearch.runner._resources import ResourcePlan, plan_resources
 from hpsearch.runner._worker import PLACEMENT_KEYS, REPORT_KEY, TrialSetup, run_trial
+from hpsearch.seeding import derive_seed
 from hpsearch.spec import DEFAULT_STORAGE, Study, StudySpec
 
 
@@ -277,6 +279,21 @@ class _AsyncHyperBand(_NotedDecisions, _Unpicklable, AsyncHyperBandScheduler):
     def __init__(self, decisions: _DecisionsKept, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.decisions = decisions
+
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        """Place the trial in a bracket drawn from its own seed.
+
+        Ray draws the bracket from numpy's global generator, which nothing seeds and anything
+        in the process may have drawn from: the same study would stop different trials run
+        to run. Here Ray's own draw runs with the global generator seeded, for that one draw,
+        from the trial's seed (itself from the master seed), and its state is put back after.
+        """
+        saved = np.random.get_state()
+        np.random.seed(derive_seed(int(trial.config["seed"]), "bracket"))
+        try:
+            super().on_trial_add(tune_controller, trial)
+        finally:
+            np.random.set_state(saved)
 
 
 class _Median(_NotedDecisions, _Unpicklable, MedianStoppingRule):
