@@ -1,10 +1,10 @@
 """Syne Tune's ASHA and MOASHA on our learning-curve table, through Syne Tune's own simulator.
 
 A peer for ``benchmarks/search_efficiency.py``: the same recorded table
-(``benchmarks/curves/xgamma_families.h5``, see ``hpsearch curves record``) is turned into a Syne
-Tune blackbox and searched by Syne Tune's ``ASHA`` (random searcher, on ``val_accuracy``) and
-``MOASHA`` (``val_accuracy`` up, ``train_seconds`` down), each with max_t = the table's epochs,
-grace period 2 and reduction factor 2, on Syne Tune's simulator backend
+(``benchmarks/curves/xgamma_families_16k.h5`` by default, see ``hpsearch curves record``) is
+turned into a Syne Tune blackbox and searched by Syne Tune's ``ASHA`` (random searcher, on
+``val_accuracy``) and ``MOASHA`` (``val_accuracy`` up, ``train_seconds`` down), each with max_t
+= the table's epochs, grace period 2 and reduction factor 2, on Syne Tune's simulator backend
 (``UserBlackboxBackend`` + ``SimulatorCallback``), 2 workers, one run per seed.
 
 It runs in a virtualenv of its own, never the project's ``.venv`` (hpsearch is not imported;
@@ -121,7 +121,7 @@ from syne_tune.tuner_logger import TunerLogger
 from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLE = ROOT / "benchmarks" / "curves" / "xgamma_families.h5"
+TABLE = ROOT / "benchmarks" / "curves" / "xgamma_families_16k.h5"
 META_KEY = "hpsearch_curves"
 
 #: What a parameter of a branch not taken is encoded as: a category, or a number below [0, 1].
