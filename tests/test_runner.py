@@ -13,9 +13,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -306,6 +308,82 @@ def test_xgamma_resnet_tiny_end_to_end(
     assert trials[0].params != trials[1].params
     out = capsys.readouterr().out
     assert "Pareto-optimal trials" in out
+
+
+def test_the_closing_report_prints_while_ray_shuts_down(
+    synthetic_study: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The report and Ray's shutdown run at the same time, each waiting to see the other begin.
+
+    Run one after the other, the first would wait for the second in vain and the run fail.
+    """
+    import hpsearch.report
+
+    report_began, shutdown_began = threading.Event(), threading.Event()
+    real_report, real_shutdown = hpsearch.report.print_report, ray.shutdown
+    seen: dict[str, object] = {}
+
+    def report(*args: Any, **kwargs: Any) -> None:
+        report_began.set()
+        seen["shutdown during report"] = shutdown_began.wait(timeout=30)
+        seen["report on main thread"] = threading.current_thread() is threading.main_thread()
+        real_report(*args, **kwargs)
+
+    def shutdown(*args: Any, **kwargs: Any) -> None:
+        shutdown_began.set()
+        seen["report during shutdown"] = report_began.wait(timeout=30)
+        seen["shutdown on main thread"] = threading.current_thread() is threading.main_thread()
+        real_shutdown(*args, **kwargs)
+
+    monkeypatch.setattr(hpsearch.report, "print_report", report)
+    monkeypatch.setattr(ray, "shutdown", shutdown)
+    path = synthetic_study(scheduler={"type": "fifo"}, budget={"trials": 2, "epochs": 2})
+    assert main(["run", str(path)]) == 0
+    assert seen == {
+        "shutdown during report": True,
+        "report during shutdown": True,
+        "report on main thread": False,
+        "shutdown on main thread": True,
+    }
+    assert not ray.is_initialized()
+    assert "Pareto-optimal trials" in capsys.readouterr().out
+
+
+def test_a_run_that_raises_shuts_ray_down_and_prints_no_report(
+    synthetic_study: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ray import tune
+
+    import hpsearch.report
+
+    def broken_fit(self: Any) -> None:
+        raise RuntimeError("Tune broke")
+
+    monkeypatch.setattr(tune.Tuner, "fit", broken_fit)
+    reports: list[object] = []
+    monkeypatch.setattr(hpsearch.report, "print_report", lambda *a, **k: reports.append(a))
+    path = synthetic_study(scheduler={"type": "fifo"}, budget={"trials": 2, "epochs": 2})
+    with pytest.raises(RuntimeError, match="Tune broke"):
+        main(["run", str(path)])
+    assert reports == []
+    assert not ray.is_initialized()
+
+
+def test_an_error_in_the_closing_report_is_raised_once_ray_is_down() -> None:
+    from hpsearch.runner._driver import _shut_down_alongside
+
+    order: list[str] = []
+
+    def closing() -> None:
+        raise ValueError("report failed")
+
+    with pytest.raises(ValueError, match="report failed"):
+        _shut_down_alongside(lambda: order.append("shutdown"), closing)
+    assert order == ["shutdown"]
 
 
 def test_resources_ray_cannot_give_exit_2_and_run_nothing(

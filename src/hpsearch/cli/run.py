@@ -98,11 +98,19 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     # The password stays out of the terminal; the user has it (or PGPASSWORD does).
     storage_arg = f" --storage {mask_url(args.storage)}" if args.storage else ""
     resume = f"hpsearch run {args.study}{storage_arg}"
-    summary = run_study(prepared, recorder, console=console, address=args.address)
-    if summary.numbers:
-        console.print(summary.line())
+
+    def close(summary: RunSummary) -> None:
+        """The run's closing lines, printed while Ray shuts down (see ``run_study``)."""
+        if summary.numbers:
+            console.print(summary.line())
+        if summary.signal is None:
+            # Interrupted, the report would only delay the exit the user asked for.
+            print_report(
+                recorder.study, stdout(), html_path(study.spec.results_dir, study.spec.name)
+            )
+
+    summary = run_study(prepared, recorder, console=console, address=args.address, closing=close)
     if summary.signal is not None:
-        # Interrupted: the report would only delay the exit the user asked for.
         console.print(
             f"interrupted: finished trials are stored, cut ones run again next time; "
             f"`{resume}` continues the study",
@@ -110,7 +118,6 @@ def handle(args: argparse.Namespace, console: Console) -> int:
             soft_wrap=True,
         )
         return exit_code(summary)
-    print_report(recorder.study, stdout(), html_path(study.spec.results_dir, study.spec.name))
     code = exit_code(summary)
     if code == 1:
         console.print(f"[bold red]error:[/] {failure_text(summary)}", highlight=False)
