@@ -114,6 +114,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=Path("studies/xgamma_families.yaml"),
         help="the study whose test events are scored (its data file is simulated if missing)",
     )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of the study, as `hpsearch run --set` does (e.g. the data size a "
+        "learning-curve table was recorded with); repeatable",
+    )
     parser.add_argument("--out", type=Path, help="write the Markdown report here too")
     parser.add_argument(
         "--events",
@@ -684,7 +693,7 @@ class TestEvents:
     file_seed: int
 
 
-def study_test_events(study_path: Path) -> TestEvents:
+def study_test_events(study_path: Path, overrides: Sequence[str] = ()) -> TestEvents:
     """Load the study, simulate its data file if missing, and read its test split.
 
     Uses the package's own path: :func:`hpsearch.prepare.prepare` (data file, split, input
@@ -697,7 +706,7 @@ def study_test_events(study_path: Path) -> TestEvents:
     from hpsearch.prepare import prepare
     from hpsearch.spec import load_study
 
-    prepared = prepare(load_study(study_path), Console(stderr=True, quiet=True))
+    prepared = prepare(load_study(study_path, list(overrides)), Console(stderr=True, quiet=True))
     data = prepared.data
     info = data.info()
     attrs = info.attrs
@@ -899,7 +908,7 @@ def best_in_storage(storage: str, study_name: str) -> Searched:
 
 
 def network_params(
-    choice: str, study: Path, searched: Searched | None
+    choice: str, study: Path, searched: Searched | None, overrides: Sequence[str] = ()
 ) -> tuple[dict[str, Any], str]:
     """The cross-check network's trial parameters, and its name.
 
@@ -912,7 +921,7 @@ def network_params(
     if text == "auto" and searched is not None and searched.flat_params:
         from hpsearch.spec import load_study
 
-        space = load_study(study).space
+        space = load_study(study, list(overrides)).space
         return space.decode(searched.flat_params), "the best searched configuration"
     if text == "auto":
         text = "resnet10"
@@ -970,7 +979,7 @@ def network_crosscheck(
     from hpsearch.simulate import simulate_to_file
 
     start = time.perf_counter()
-    params, label = network_params(args.network_model, args.study, searched)
+    params, label = network_params(args.network_model, args.study, searched, args.overrides)
     n_train = round(args.network_factor * events.n_train)
     n_val = max(1000, len(events.labels))
     seed = derive_seed(events.study_seed, "xgamma_limit", "network")
@@ -1168,7 +1177,7 @@ def fmt_interval(low: float, high: float) -> str:
 class Results:
     """Everything the report shows (see :func:`main` for where each part comes from)."""
 
-    study: Path
+    study: str
     events: TestEvents
     base: BayesFigures
     doubled: BayesFigures | None
@@ -1397,7 +1406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the estimate and print (and optionally write) the report."""
     args = parse_args(argv)
     started = time.perf_counter()
-    events = study_test_events(args.study)
+    events = study_test_events(args.study, args.overrides)
     if args.events:
         keep = slice(0, args.events)
         events.waveforms = events.waveforms[keep]
@@ -1449,7 +1458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         searched = Searched(args.searched_accuracy, "given with --searched-accuracy")
     network = network_crosscheck(events, args, searched) if args.network else None
     results = Results(
-        study=args.study,
+        study=" ".join([str(args.study), *(f"--set {item}" for item in args.overrides)]),
         events=events,
         base=base,
         doubled=doubled,
