@@ -50,6 +50,11 @@ Usage (times on a 2-core CPU shared with another 2-process job)::
     python benchmarks/xgamma_limit.py                     # ~2 min: test + 12000 fresh events
     python benchmarks/xgamma_limit.py --network --curves benchmarks/curves/xgamma_families.h5 \
         --out results/xgamma_limit.md                     # ~13 min: + 112000-event network
+
+    # docs/xgamma_limit.md: the test events of make bench's table (~23 min)
+    python benchmarks/xgamma_limit.py --network --set data.simulate.events=16000 \
+        --set 'data.split={train: 0.5, val: 0.25, test: 0.25}' --set data.path=data/xgamma_16k.h5 \
+        --curves benchmarks/curves/xgamma_families_16k.h5 --out results/xgamma_limit.md
 """
 
 from __future__ import annotations
