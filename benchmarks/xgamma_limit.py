@@ -82,6 +82,7 @@ from numpy.typing import NDArray
 from scipy import linalg, special, stats
 from scipy.stats import qmc
 
+from hpsearch.cli._common import overrides_argument
 from hpsearch.simulate.xgamma import (
     _GAUSS_10_90_SIGMAS,
     _GAUSS_Q10,
@@ -119,13 +120,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=Path("studies/xgamma_families.yaml"),
         help="the study whose test events are scored (its data file is simulated if missing)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key of the study, as `hpsearch run --set` does (e.g. the data size a "
+    overrides_argument(
+        parser,
+        "override a key of the study, as `hpsearch run --set` does (e.g. the data size a "
         "learning-curve table was recorded with); repeatable",
     )
     parser.add_argument("--out", type=Path, help="write the Markdown report here too")

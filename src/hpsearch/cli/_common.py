@@ -25,15 +25,18 @@ Handler = Callable[[argparse.Namespace, Console], int]
 def study_arguments(parser: argparse.ArgumentParser) -> None:
     """The study file, ``--set`` overrides and ``--storage``, as every study command takes them."""
     parser.add_argument("study", type=Path, help="study file, e.g. studies/xgamma_resnet.yaml")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a study field, e.g. --set budget.trials=4 (repeatable)",
-    )
+    overrides_argument(parser, "override a study field, e.g. --set budget.trials=4 (repeatable)")
     parser.add_argument("--storage", help="Optuna storage URL (overrides the study's)")
+
+
+def overrides_argument(parser: argparse.ArgumentParser, text: str) -> None:
+    """``--set KEY=VALUE``, repeatable, into ``args.overrides`` (as ``load_study`` takes them).
+
+    One definition, so that every command (and the benchmarks) spells overrides the same way.
+    """
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=text
+    )
 
 
 def debug_argument(parser: argparse.ArgumentParser) -> None:

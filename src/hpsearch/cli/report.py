@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from hpsearch.cli._common import load, stdout
+from hpsearch.cli._common import load, overrides_argument, stdout
 from hpsearch.errors import InputError
 
 _DESCRIPTION = """\
@@ -46,13 +46,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "study",
         help="study file (e.g. studies/xgamma_resnet.yaml) or a study name in --storage",
     )
-    report.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field of the study file, e.g. --set name=other (repeatable)",
+    overrides_argument(
+        report, "override a field of the study file, e.g. --set name=other (repeatable)"
     )
     report.add_argument(
         "--storage",
