@@ -11,11 +11,12 @@ with their spread over seeds:
 * **best at fixed compute**: the best validation accuracy reported once that much compute
   is spent;
 * **hypervolume**: of the front of (validation accuracy, training seconds) of the trials
-  completed by then (dominated area up to the reference point: accuracy 0.5, the table's
-  slowest complete trial), as a fraction of the table's own front's hypervolume.
+  completed by then (dominated area up to the reference point: the accuracy of the table's
+  baseline, the rise-time cut, or 0.5 without one; 1.05x the table's slowest complete trial),
+  as a fraction of the table's own front's hypervolume.
 
 The defaults (20 seeds, 200 trials per search) finish in a few minutes on 2 cores; larger runs
-by flag. The Markdown table and the figure go to ``docs/``::
+by flag. The Markdown table goes to ``docs/`` (``--out``), the figure to ``figures/`` beside it::
 
     .venv/bin/python benchmarks/search_efficiency.py               # = make bench
     .venv/bin/python benchmarks/search_efficiency.py --seeds 50 --trials 240
@@ -340,8 +341,8 @@ def fmt(value: float, digits: int = 0) -> str:
     return "never" if not math.isfinite(value) else f"{value:,.{digits}f}"
 
 
-def main() -> None:
-    """Replay every strategy over the seeds, score, and write the table and the figure."""
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The benchmark's command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", type=Path, default=TABLE)
     parser.add_argument("--seeds", type=int, default=20)
@@ -366,10 +367,10 @@ def main() -> None:
     parser.add_argument("--peers", type=Path, help="JSON traces of peers run elsewhere")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "search_efficiency.md")
     parser.add_argument(
-        "--figure", type=Path, default=ROOT / "docs" / "figures" / "search_efficiency.png"
+        "--figure", type=Path, help="default: figures/<name of --out>.png beside --out"
     )
     parser.add_argument(
-        "--traces", type=Path, default=Path("results/bench/search_efficiency_traces.json")
+        "--traces", type=Path, help="default: results/bench/<name of --out>_traces.json"
     )
     parser.add_argument(
         "--from-traces",
@@ -377,7 +378,18 @@ def main() -> None:
         help="no replays: score the traces a previous run saved (--traces) again",
     )
     parser.add_argument("--elapsed", type=float, default=math.nan, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # Named after the page, so that a trial run (--out elsewhere) leaves make bench's alone.
+    if args.figure is None:
+        args.figure = args.out.parent / "figures" / f"{args.out.stem}.png"
+    if args.traces is None:
+        args.traces = Path("results/bench") / f"{args.out.stem}_traces.json"
+    return args
+
+
+def main() -> None:
+    """Replay every strategy over the seeds, score, and write the table and the figure."""
+    args = parse_args()
 
     from hpsearch.curves import CurveTable
 
@@ -587,7 +599,9 @@ def report(
             f"{quartiles(total)[0]:,.0f} |"
         )
     lines += against_default(rows, labels)
-    lines += ["", f"![best accuracy and hypervolume against compute](figures/{args.figure.name})"]
+    # The page links its figure wherever --figure put it.
+    link = Path(os.path.relpath(args.figure.resolve(), args.out.resolve().parent)).as_posix()
+    lines += ["", f"![best accuracy and hypervolume against compute]({link})"]
     lines += notes(table, syne=any(key.startswith("syne") for key in by), workers=args.workers)
     lines += target_noise(table, complete, targets)
     args.out.parent.mkdir(parents=True, exist_ok=True)

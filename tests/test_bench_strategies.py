@@ -76,3 +76,16 @@ def test_the_keys_are_distinct_and_the_default_is_not_a_candidate() -> None:
     assert len(keys) == len(set(keys))
     shipped = next(s for s in BENCHMARK.STRATEGIES if s.key == "hpsearch")
     assert shipped.overrides == () and not shipped.candidate
+
+
+def test_the_figure_and_traces_are_named_after_the_page(tmp_path: Path) -> None:
+    # An exploratory run (`--out /tmp/x.md`) once overwrote the figure of docs/ and the traces
+    # `make bench` saved, and its page linked a figure that was not beside it.
+    args = BENCHMARK.parse_args(["--out", str(tmp_path / "try.md")])
+    assert args.figure == tmp_path / "figures" / "try.png"
+    assert args.traces == Path("results/bench/try_traces.json")
+    shipped = BENCHMARK.parse_args([])
+    assert shipped.figure == ROOT / "docs" / "figures" / "search_efficiency.png"
+    assert shipped.traces == Path("results/bench/search_efficiency_traces.json")
+    chosen = BENCHMARK.parse_args(["--out", str(tmp_path / "a.md"), "--figure", "b.png"])
+    assert chosen.figure == Path("b.png")
