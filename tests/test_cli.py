@@ -65,6 +65,72 @@ def test_report_reads_storage_and_writes_the_plot(
     }
 
 
+def test_the_console_script_freezes_the_heap_only_on_its_way_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    import hpsearch.cli as cli
+
+    events: list[str] = []
+    monkeypatch.setattr(cli, "main", lambda: events.append("main") or 3)
+    monkeypatch.setattr(gc, "freeze", lambda: events.append("freeze"))
+    with pytest.raises(SystemExit) as exited:
+        cli.console_main()
+    assert exited.value.code == 3
+    assert events == ["main", "freeze"]
+
+
+def test_the_console_script_prints_and_writes_everything_before_it_exits(
+    synthetic_study: Callable[..., Path],
+) -> None:
+    # The heap is frozen on the way out (console_main): what the command printed and wrote
+    # must all be there once the process has gone.
+    path = synthetic_study()
+    _one_complete_trial(path)
+    cli = Path(sys.executable).with_name("hpsearch")
+    done = subprocess.run(
+        [str(cli), "report", str(path)], capture_output=True, text=True, check=True
+    )
+    assert "0.8100" in done.stdout and "0.7900" in done.stdout and "321" in done.stdout
+    assert Path("results/synthetic/pareto.html").read_text().rstrip().endswith("</html>")
+
+
+def test_a_frozen_heap_is_unfrozen_when_its_body_ends_even_by_an_error() -> None:
+    import gc
+
+    from hpsearch.cli._common import frozen_heap
+
+    before = gc.get_freeze_count()
+    with pytest.raises(RuntimeError), frozen_heap():
+        assert gc.get_freeze_count() > before
+        raise RuntimeError("the run failed")
+    assert gc.get_freeze_count() == before
+
+
+def test_a_run_freezes_what_it_loaded_only_while_it_runs(
+    synthetic_study: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Frozen during the run, for speed; unfrozen after, or every in-process run (tests, a
+    # notebook) would keep its garbage for good.
+    import gc
+
+    import hpsearch.runner
+    from hpsearch.runner._driver import RunSummary
+
+    frozen_during: list[int] = []
+
+    def run_study(*_args: object, **_kwargs: object) -> RunSummary:
+        frozen_during.append(gc.get_freeze_count())
+        return RunSummary()
+
+    monkeypatch.setattr(hpsearch.runner, "run_study", run_study)
+    before = gc.get_freeze_count()
+    main(["run", str(synthetic_study())])
+    assert frozen_during and frozen_during[0] > before
+    assert gc.get_freeze_count() == before
+
+
 def test_report_of_unknown_study_exits_2(
     synthetic_study: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

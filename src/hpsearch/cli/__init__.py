@@ -10,6 +10,7 @@ anything is run or stored. Importing this package stays cheap: a command imports
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 
@@ -30,7 +31,7 @@ from hpsearch.cli import (
 )
 from hpsearch.errors import HpsearchError, InputError
 
-__all__ = ["main"]
+__all__ = ["console_main", "main"]
 
 #: The command modules, in the order ``hpsearch --help`` lists them.
 COMMANDS = (run, validate, report, simulate, dashboard, export, train, studies, curves)
@@ -73,5 +74,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def console_main() -> None:
+    """The ``hpsearch`` console script: :func:`main`, then an exit that skips a full collection.
+
+    After a run the interpreter holds a large heap (Ray, Optuna, SQLAlchemy, plotly: some 270k
+    objects), and tearing it down at exit took 0.65-0.85 s of every command's wall time, longer
+    than a bare Ray Tune script's whole exit. Frozen objects are left out of the collections
+    that finalization runs; everything else still happens as usual: atexit hooks (logging,
+    Ray), module teardown, flushing stdout and stderr. Nothing is lost, as every command closes
+    its files and storage before returning. Only here and not in :func:`main`, which tests and
+    other programs call in a process that goes on.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from hpsearch.cli._common import (
     debug_argument,
+    frozen_heap,
     html_path,
     load,
     stdout,
@@ -60,8 +61,6 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     file. A refused run leaves the storage as it found it (no new study, no queued trial).
     """
     from hpsearch.prepare import prepare
-    from hpsearch.recorder import Recorder, open_storage
-    from hpsearch.report import print_report
     from hpsearch.searchers import make_searcher
     from hpsearch.spec import load_enqueue
 
@@ -79,6 +78,22 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     make_searcher(study)  # the Recorder makes it again; here its refusals precede storage
     enqueue = args.enqueue or study.spec.enqueue
     queue = load_enqueue(enqueue, study.space) if enqueue is not None else []
+    with frozen_heap():
+        return run_checked(args, console, prepared, enqueue, queue)
+
+
+def run_checked(
+    args: argparse.Namespace,
+    console: Console,
+    prepared: PreparedStudy,
+    enqueue: Path | None,
+    queue: list[tuple[str, dict[str, Any]]],
+) -> int:
+    """Open the storage, record the run's start, run the trials, print the report."""
+    from hpsearch.recorder import Recorder, open_storage
+    from hpsearch.report import print_report
+
+    study = prepared.study
     storage = open_storage(
         study.spec.storage,
         source=(args.storage and "--storage") or study.source,
