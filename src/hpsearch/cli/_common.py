@@ -32,10 +32,11 @@ def frozen_heap() -> Iterator[None]:
     the study (some 200k objects); every full collection after that walked them all again,
     and the imports still to come (SQLAlchemy, Ray, plotly for the report) set off three,
     0.36 s of a no-op study's run (`benchmarks/trial_overhead.py`) against 0.08 s in a bare
-    Ray Tune script. Frozen, those collections walk only what is new (0.14 s). Objects that
-    die later while frozen are kept until the body ends, a bounded cost: they were loaded for
-    the whole command. Unfrozen at the end, so that a process that goes on (tests, programs
-    calling :func:`hpsearch.cli.main`) collects as before.
+    Ray Tune script. Frozen, those collections walk only what is new (0.14 s). Reference
+    counting still frees frozen objects at once; only those caught in reference cycles wait
+    for the body to end, a bounded cost, as they are what the command loaded to run. Unfrozen
+    at the end, so that a process that goes on (tests, programs calling
+    :func:`hpsearch.cli.main`) collects as before.
     """
     gc.freeze()
     try:
