@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 import subprocess
@@ -68,8 +69,6 @@ def test_report_reads_storage_and_writes_the_plot(
 def test_the_console_script_freezes_the_heap_only_on_its_way_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import gc
-
     import hpsearch.cli as cli
 
     events: list[str] = []
@@ -97,8 +96,6 @@ def test_the_console_script_prints_and_writes_everything_before_it_exits(
 
 
 def test_a_frozen_heap_is_unfrozen_when_its_body_ends_even_by_an_error() -> None:
-    import gc
-
     from hpsearch.cli._common import frozen_heap
 
     before = gc.get_freeze_count()
@@ -113,8 +110,6 @@ def test_a_run_freezes_what_it_loaded_only_while_it_runs(
 ) -> None:
     # Frozen during the run, for speed; unfrozen after, or every in-process run (tests, a
     # notebook) would keep its garbage for good.
-    import gc
-
     import hpsearch.runner
     from hpsearch.runner._driver import RunSummary
 
