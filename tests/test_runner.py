@@ -6,6 +6,7 @@ trained, so these tests compare storage with the worker and measure training its
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import re
@@ -384,6 +385,54 @@ def test_an_error_in_the_closing_report_is_raised_once_ray_is_down() -> None:
     with pytest.raises(ValueError, match="report failed"):
         _shut_down_alongside(lambda: order.append("shutdown"), closing)
     assert order == ["shutdown"]
+
+
+class _Cycle:
+    """Garbage in a reference cycle, like a caught Ray error whose traceback holds ObjectRefs."""
+
+    def __init__(self, freed: list[bool], shutting_down: threading.Event) -> None:
+        self.me = self
+        self.freed = freed
+        self.shutting_down = shutting_down
+
+    def __del__(self) -> None:
+        self.freed.append(self.shutting_down.is_set())
+
+
+def test_no_garbage_is_collected_while_ray_shuts_down_beside_the_report() -> None:
+    """A cycle holding Ray objects, freed mid-shutdown, ends the process (Ray's QuickExit).
+
+    The closing report allocates while Ray shuts down, and allocation sets off collections:
+    a cycle they free whose ObjectRefs reach the core worker while it is shutting down kills
+    the process with exit code 1 and no traceback (seen in tests/test_worker_retries.py).
+    """
+    from hpsearch.runner._driver import _shut_down_alongside
+
+    shutting_down, closed = threading.Event(), threading.Event()
+    freed: list[bool] = []
+
+    def shutdown() -> None:
+        shutting_down.set()
+        closed.wait(timeout=30)
+        shutting_down.clear()
+
+    def closing() -> None:
+        shutting_down.wait(timeout=30)
+        # Far more than the youngest generation's threshold (700): collections run, if on.
+        _ = [[n] for n in range(200_000)]
+        closed.set()
+
+    was_enabled = gc.isenabled()
+    gc.enable()
+    try:
+        _Cycle(freed, shutting_down)  # unreachable at once, freed only by a collection
+        _shut_down_alongside(shutdown, closing)
+        assert gc.isenabled(), "collections are back on once Ray is down"
+        gc.collect()
+    finally:
+        if not was_enabled:
+            gc.disable()
+    assert freed == [False], "the cycle was freed while Ray was shutting down"
 
 
 def test_resources_ray_cannot_give_exit_2_and_run_nothing(

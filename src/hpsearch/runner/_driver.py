@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import gc
 import logging
 import os
 import signal
@@ -1075,7 +1076,7 @@ def run_study(
         def hard_stop() -> None:
             callback.finish_leftovers(lifecycle.INTERRUPTED)
             if owns_ray:
-                ray.shutdown()
+                _shut_down(ray.shutdown)
 
         try:
             held.enter_context(_Signals(run_stop, summary, hard_stop, progress))
@@ -1124,7 +1125,7 @@ def _shut_down_alongside(
     """
     if closing is None:
         if shutdown is not None:
-            shutdown()
+            _shut_down(shutdown)
         return
     if shutdown is None:
         closing()
@@ -1132,6 +1133,24 @@ def _shut_down_alongside(
     with ThreadPoolExecutor(1, thread_name_prefix="hpsearch-closing") as pool:
         closed = pool.submit(closing)
         try:
-            shutdown()
+            _shut_down(shutdown)
         finally:
             closed.result()
+
+
+def _shut_down(shutdown: Callable[[], None]) -> None:
+    """Stop Ray with Python's garbage collections paused until it is down.
+
+    A collection that runs meanwhile, set off by any thread's allocations (the closing
+    report's, the live view's), may free a reference cycle holding ObjectRefs (a caught trial
+    error's traceback holds them). Freeing one calls into the core worker, and mid-shutdown
+    that ends the process at once with exit code 1 and no traceback (Ray's ``QuickExit``).
+    Once Ray is down, the same ObjectRefs are freed without calling it.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        shutdown()
+    finally:
+        if paused:
+            gc.enable()
