@@ -1147,10 +1147,10 @@ def _shut_down(shutdown: Callable[[], None]) -> None:
     that ends the process at once with exit code 1 and no traceback (Ray's ``QuickExit``).
     Once Ray is down, the same ObjectRefs are freed without calling it.
     """
-    paused = gc.isenabled()
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         shutdown()
     finally:
-        if paused:
+        if was_enabled:
             gc.enable()
